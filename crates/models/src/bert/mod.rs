@@ -1,0 +1,304 @@
+//! BERT encoder and sequence-classification head, in data-flow order, with Hugging Face
+//! module names (`embeddings.word_embeddings`, `encoder.layer.N.attention.self.query`, …) so
+//! that a `model.safetensors` written by `transformers` loads by name.
+//!
+//! Rust has no field called `self`, so `attention.self` is the field `self_`; the checkpoint
+//! code maps one name to the other.
+
+#![allow(non_snake_case)] // `LayerNorm` is the Hugging Face field name.
+
+mod config;
+pub use config::BertConfig;
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::activation::{gelu, softmax, tanh};
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::layers::{Embedding, LayerNorm};
+use crate::linear::{PrunableLinear, PrunableModel};
+
+/// Word + position + token-type embeddings, then LayerNorm and dropout.
+#[derive(Module, Debug)]
+#[allow(non_snake_case)]
+pub struct BertEmbeddings {
+    pub word_embeddings: Embedding,
+    pub position_embeddings: Embedding,
+    pub token_type_embeddings: Embedding,
+    pub LayerNorm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+impl BertEmbeddings {
+    fn new(c: &BertConfig, device: &Device) -> Self {
+        let std = c.initializer_range;
+        Self {
+            word_embeddings: Embedding::new(c.vocab_size, c.hidden_size, std, device),
+            position_embeddings: Embedding::new(c.max_position_embeddings, c.hidden_size, std, device),
+            token_type_embeddings: Embedding::new(c.type_vocab_size, c.hidden_size, std, device),
+            LayerNorm: LayerNorm::new(c.hidden_size, c.layer_norm_eps, device),
+            dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+        }
+    }
+
+    /// `[batch, seq]` ids → `[batch, seq, hidden]`.
+    fn forward(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>) -> Tensor<3> {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
+            .reshape([1, seq])
+            .expand([batch, seq]);
+        let x = self.word_embeddings.forward(input_ids)
+            + self.position_embeddings.forward(positions)
+            + self.token_type_embeddings.forward(token_type_ids);
+        self.dropout.forward(self.LayerNorm.forward(x))
+    }
+}
+
+/// Multi-head self-attention projections. Heads are kept as `num_heads` × `head_dim`
+/// (not `hidden_size`), so a structurally pruned layer with fewer heads is representable.
+#[derive(Module, Debug)]
+pub struct BertSelfAttention {
+    pub query: PrunableLinear,
+    pub key: PrunableLinear,
+    pub value: PrunableLinear,
+    pub dropout: Dropout,
+    pub num_heads: usize,
+    pub head_dim: usize,
+}
+
+impl BertSelfAttention {
+    /// # Shapes
+    /// - x: `[batch, seq, hidden]`, mask_bias: `[batch, 1, 1, seq]`
+    /// - output: `[batch, seq, num_heads * head_dim]`
+    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
+        let [batch, seq, _] = x.dims();
+        let (h, d) = (self.num_heads, self.head_dim);
+        let split = |t: Tensor<3>| t.reshape([batch, seq, h, d]).swap_dims(1, 2); // [b, h, seq, d]
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        let scores = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt() + mask_bias; // [b, h, seq, seq]
+        let probs = self.dropout.forward(softmax(scores, 3));
+        probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, h * d]) // [b, seq, h*d]
+    }
+}
+
+/// Projection back to the hidden size + residual + LayerNorm (used after attention and FFN).
+#[derive(Module, Debug)]
+#[allow(non_snake_case)]
+pub struct BertResidualOutput {
+    pub dense: PrunableLinear,
+    pub LayerNorm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+impl BertResidualOutput {
+    fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+        self.LayerNorm.forward(self.dropout.forward(self.dense.forward(x)) + residual)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct BertAttention {
+    /// `attention.self` in Hugging Face names.
+    pub self_: BertSelfAttention,
+    pub output: BertResidualOutput,
+}
+
+#[derive(Module, Debug)]
+pub struct BertIntermediate {
+    pub dense: PrunableLinear,
+}
+
+/// One transformer block: attention, then the feed-forward network.
+#[derive(Module, Debug)]
+pub struct BertLayer {
+    pub attention: BertAttention,
+    pub intermediate: BertIntermediate,
+    pub output: BertResidualOutput,
+}
+
+impl BertLayer {
+    fn new(c: &BertConfig, device: &Device) -> Self {
+        let (hid, std) = (c.hidden_size, c.initializer_range);
+        let head_dim = hid / c.num_attention_heads;
+        let attn = c.num_attention_heads * head_dim;
+        let residual = |d_in| BertResidualOutput {
+            dense: PrunableLinear::new(d_in, hid, std, device),
+            LayerNorm: LayerNorm::new(hid, c.layer_norm_eps, device),
+            dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+        };
+        Self {
+            attention: BertAttention {
+                self_: BertSelfAttention {
+                    query: PrunableLinear::new(hid, attn, std, device),
+                    key: PrunableLinear::new(hid, attn, std, device),
+                    value: PrunableLinear::new(hid, attn, std, device),
+                    dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
+                    num_heads: c.num_attention_heads,
+                    head_dim,
+                },
+                output: residual(attn),
+            },
+            intermediate: BertIntermediate {
+                dense: PrunableLinear::new(hid, c.intermediate_size, std, device),
+            },
+            output: residual(c.intermediate_size),
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
+        let context = self.attention.self_.forward(x.clone(), mask_bias);
+        let x = self.attention.output.forward(context, x);
+        let h = gelu(self.intermediate.dense.forward(x.clone())); // [b, seq, ffn]
+        self.output.forward(h, x)
+    }
+
+    /// The six prunable matrices of the block, with their Hugging Face names.
+    fn prunable(&self) -> [(&'static str, &PrunableLinear); 6] {
+        [
+            ("attention.self.query", &self.attention.self_.query),
+            ("attention.self.key", &self.attention.self_.key),
+            ("attention.self.value", &self.attention.self_.value),
+            ("attention.output.dense", &self.attention.output.dense),
+            ("intermediate.dense", &self.intermediate.dense),
+            ("output.dense", &self.output.dense),
+        ]
+    }
+
+    fn prunable_mut(&mut self) -> [(&'static str, &mut PrunableLinear); 6] {
+        let s = &mut self.attention.self_;
+        [
+            ("attention.self.query", &mut s.query),
+            ("attention.self.key", &mut s.key),
+            ("attention.self.value", &mut s.value),
+            ("attention.output.dense", &mut self.attention.output.dense),
+            ("intermediate.dense", &mut self.intermediate.dense),
+            ("output.dense", &mut self.output.dense),
+        ]
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct BertEncoder {
+    pub layer: Vec<BertLayer>,
+}
+
+#[derive(Module, Debug)]
+pub struct BertPooler {
+    pub dense: PrunableLinear,
+}
+
+/// The bare encoder (`BertModel` in `transformers`).
+#[derive(Module, Debug)]
+pub struct BertModel {
+    pub embeddings: BertEmbeddings,
+    pub encoder: BertEncoder,
+    pub pooler: BertPooler,
+}
+
+/// What the encoder computes for a batch.
+pub struct BertOutputs {
+    /// `[batch, seq, hidden]`.
+    pub last_hidden_state: Tensor<3>,
+    /// tanh(dense(CLS)), `[batch, hidden]`.
+    pub pooler_output: Tensor<2>,
+    /// Embedding output then each layer's output (only when asked for).
+    pub hidden_states: Vec<Tensor<3>>,
+}
+
+impl BertModel {
+    pub fn new(c: &BertConfig, device: &Device) -> Self {
+        Self {
+            embeddings: BertEmbeddings::new(c, device),
+            encoder: BertEncoder {
+                layer: (0..c.num_hidden_layers).map(|_| BertLayer::new(c, device)).collect(),
+            },
+            pooler: BertPooler {
+                dense: PrunableLinear::new(c.hidden_size, c.hidden_size, c.initializer_range, device),
+            },
+        }
+    }
+
+    /// # Shapes
+    /// - input_ids, token_type_ids, attention_mask: `[batch, seq]` (mask: 1 = token, 0 = padding)
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+        keep_hidden_states: bool,
+    ) -> BertOutputs {
+        let [batch, seq] = input_ids.dims();
+        // 0 where attended, a large negative number at padding: [batch, 1, 1, seq].
+        let mask_bias = (attention_mask.float().neg() + 1.0).reshape([batch, 1, 1, seq]) * -1.0e9;
+        let mut x = self.embeddings.forward(input_ids, token_type_ids);
+        let mut hidden_states = Vec::new();
+        for layer in &self.encoder.layer {
+            if keep_hidden_states {
+                hidden_states.push(x.clone());
+            }
+            x = layer.forward(x, mask_bias.clone());
+        }
+        if keep_hidden_states {
+            hidden_states.push(x.clone());
+        }
+        let [_, _, hidden] = x.dims();
+        let cls = x.clone().slice([0..batch, 0..1, 0..hidden]).reshape([batch, hidden]);
+        let pooler_output = tanh(self.pooler.dense.forward(cls));
+        BertOutputs { last_hidden_state: x, pooler_output, hidden_states }
+    }
+}
+
+/// BERT with a classification head on the pooled output (`BertForSequenceClassification`).
+#[derive(Module, Debug)]
+pub struct BertForSequenceClassification {
+    pub bert: BertModel,
+    pub dropout: Dropout,
+    pub classifier: PrunableLinear,
+}
+
+impl BertForSequenceClassification {
+    pub fn new(c: &BertConfig, num_labels: usize, device: &Device) -> Self {
+        let dropout = c.classifier_dropout.unwrap_or(c.hidden_dropout_prob);
+        Self {
+            bert: BertModel::new(c, device),
+            dropout: DropoutConfig::new(dropout).init(),
+            classifier: PrunableLinear::new(c.hidden_size, num_labels, c.initializer_range, device),
+        }
+    }
+
+    /// Logits, `[batch, num_labels]`.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+    ) -> Tensor<2> {
+        let out = self.bert.forward(input_ids, token_type_ids, attention_mask, false);
+        self.classifier.forward(self.dropout.forward(out.pooler_output))
+    }
+}
+
+impl PrunableModel for BertForSequenceClassification {
+    fn prunable_layers(&self) -> Vec<(String, &PrunableLinear)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.bert.encoder.layer.iter().enumerate() {
+            for (name, lin) in layer.prunable() {
+                out.push((format!("bert.encoder.layer.{i}.{name}"), lin));
+            }
+        }
+        out
+    }
+
+    fn prunable_layers_mut(&mut self) -> Vec<(String, &mut PrunableLinear)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.bert.encoder.layer.iter_mut().enumerate() {
+            for (name, lin) in layer.prunable_mut() {
+                out.push((format!("bert.encoder.layer.{i}.{name}"), lin));
+            }
+        }
+        out
+    }
+}

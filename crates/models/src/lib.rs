@@ -1,0 +1,13 @@
+//! Models that the trainer fine-tunes and the pruners act on.
+//!
+//! Every prunable matrix is a [`PrunableLinear`]: a linear layer whose effective weight is
+//! `W ⊙ M`, where the mask `M` is set by a pruner before each forward pass (see the `pruners`
+//! crate). The model code itself knows nothing about pruning methods.
+
+pub mod bert;
+pub mod checkpoint;
+pub mod layers;
+pub mod linear;
+
+pub use bert::{BertConfig, BertForSequenceClassification, BertModel, BertOutputs};
+pub use linear::{PrunableLinear, PrunableModel};

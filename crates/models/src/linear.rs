@@ -1,0 +1,71 @@
+//! The masked linear layer: `y = x (W ⊙ M)ᵀ + b`.
+//!
+//! The weight is stored in PyTorch layout `[d_out, d_in]` (burn's own `Linear` stores
+//! `[d_in, d_out]`), so Hugging Face checkpoints load without transposes and masks index rows as
+//! output units, as in the movement-pruning reference code.
+
+use burn::module::{Module, Param};
+use burn::tensor::module::linear;
+use burn::tensor::{Device, Distribution, Tensor};
+
+/// A linear layer whose weight can be masked by a pruner.
+#[derive(Module, Debug)]
+pub struct PrunableLinear {
+    /// Weight, `[d_out, d_in]` (PyTorch layout).
+    pub weight: Param<Tensor<2>>,
+    /// Bias, `[d_out]`.
+    pub bias: Option<Param<Tensor<1>>>,
+    /// Learnable importance scores, `[d_out, d_in]` (movement-pruning family); `None` for
+    /// methods that need no learned scores. Their path ends in `mask_scores`, which is how the
+    /// optimizer puts them in their own parameter group.
+    pub mask_scores: Option<Param<Tensor<2>>>,
+    /// The mask applied in forward, `[d_out, d_in]`, set by the pruner before each forward pass.
+    /// It may carry the autodiff graph of `mask_scores` (straight-through estimator). It is not
+    /// a parameter and is not saved with the module record.
+    pub mask: Option<Tensor<2>>,
+}
+
+impl PrunableLinear {
+    /// A layer initialised like `torch.nn.Linear` under BERT's `initializer_range`:
+    /// weight ~ N(0, std²), bias = 0.
+    pub fn new(d_in: usize, d_out: usize, std: f64, device: &Device) -> Self {
+        let weight = Tensor::random([d_out, d_in], Distribution::Normal(0.0, std), device);
+        Self {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),
+            mask_scores: None,
+            mask: None,
+        }
+    }
+
+    /// `[d_out, d_in]`.
+    pub fn dims(&self) -> [usize; 2] {
+        self.weight.val().dims()
+    }
+
+    /// The weight the forward pass uses: `W ⊙ M`, or `W` when no mask is set.
+    pub fn effective_weight(&self) -> Tensor<2> {
+        let weight = self.weight.val();
+        match &self.mask {
+            Some(mask) => weight * mask.clone(),
+            None => weight,
+        }
+    }
+
+    /// # Shapes
+    /// - input: `[..., d_in]`
+    /// - output: `[..., d_out]`
+    pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
+        let weight = self.effective_weight().transpose(); // [d_in, d_out]
+        linear(input, weight, self.bias.as_ref().map(|b| b.val()))
+    }
+}
+
+/// A model that exposes its prunable matrices to a pruner, by stable names
+/// (Hugging Face parameter paths without the `.weight` suffix).
+pub trait PrunableModel {
+    /// Every prunable linear layer, in a fixed order, with its name.
+    fn prunable_layers(&self) -> Vec<(String, &PrunableLinear)>;
+    /// The same layers, mutably, in the same order.
+    fn prunable_layers_mut(&mut self) -> Vec<(String, &mut PrunableLinear)>;
+}

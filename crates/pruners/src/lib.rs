@@ -1,0 +1,161 @@
+//! Pruning methods that run inside the training loop.
+//!
+//! A method is one file under [`methods`] implementing the small [`Pruner`] trait. The trainer
+//! calls it at fixed points of every step; shared pieces live beside it:
+//! [`schedule`] (how much to keep at step t), [`mask`] (binarisers: top-k, the straight-through
+//! estimator) and [`stats`] (sparsity measured from the weights).
+
+pub mod mask;
+pub mod methods;
+pub mod schedule;
+pub mod stats;
+
+use burn::tensor::Tensor;
+use models::PrunableModel;
+use serde::{Deserialize, Serialize};
+
+pub use schedule::CubicSchedule;
+pub use stats::SparsityReport;
+
+/// A learning-rate group the optimizer must create for a pruner's own parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamGroupSpec {
+    /// Substring of the parameter path, e.g. `mask_scores`.
+    pub path_contains: String,
+    pub lr: f64,
+    pub weight_decay: f64,
+}
+
+/// What the trainer calls, in this order, at every step:
+/// `apply_masks` → forward → task loss + `loss_term` → backward → optimizer step → `after_step`.
+/// At evaluation it calls `apply_masks` on the evaluation copy of the model; at the end
+/// `finalize` folds the masks into the weights.
+pub trait Pruner: Send {
+    /// Short name for logs and reports.
+    fn name(&self) -> &'static str;
+    /// Once, before training: add the method's own parameters (scores) to the model.
+    fn init(&mut self, _model: &mut dyn PrunableModel) {}
+    /// Set the masks for step `step` (training copy) or for evaluation (the valid copy).
+    fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize);
+    /// An extra term added to the task loss (regularisers), `[1]`.
+    fn loss_term(&self, _model: &dyn PrunableModel, _step: usize) -> Option<Tensor<1>> {
+        None
+    }
+    /// After the optimizer step.
+    fn after_step(&mut self, _model: &mut dyn PrunableModel, _step: usize) {}
+    /// Fold the final masks into the weights (pruned weights become exactly 0) and drop the
+    /// method's own parameters, leaving a plain model.
+    fn finalize(&mut self, model: &mut dyn PrunableModel, step: usize) {
+        self.apply_masks(model, step);
+        mask::fold_masks(model);
+    }
+    /// Parameter groups with their own learning rate (e.g. scores).
+    fn param_groups(&self) -> Vec<ParamGroupSpec> {
+        Vec::new()
+    }
+    /// Fraction of prunable weights the schedule keeps at `step`.
+    fn scheduled_density(&self, step: usize) -> f64;
+}
+
+/// Which weights compete for the kept budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Each matrix keeps the scheduled fraction of its own weights.
+    #[default]
+    PerMatrix,
+}
+
+/// The `[pruning]` section of an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruningConfig {
+    /// "none", "magnitude" or "movement".
+    pub method: Method,
+    /// Fraction of encoder weights kept at the end (0.10 = "10% remaining").
+    #[serde(default = "one")]
+    pub final_density: f64,
+    /// Fraction kept before pruning starts.
+    #[serde(default = "one")]
+    pub initial_density: f64,
+    /// Steps before the cubic schedule starts (t_i).
+    #[serde(default)]
+    pub warmup_steps: usize,
+    /// Steps at the end with the final density held fixed (t_f).
+    #[serde(default)]
+    pub cooldown_steps: usize,
+    /// Learning rate of the importance scores (movement).
+    #[serde(default = "scores_lr")]
+    pub scores_lr: f64,
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn scores_lr() -> f64 {
+    1e-2
+}
+
+/// The pruning methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    None,
+    Magnitude,
+    Movement,
+}
+
+impl Default for PruningConfig {
+    fn default() -> Self {
+        Self {
+            method: Method::None,
+            final_density: 1.0,
+            initial_density: 1.0,
+            warmup_steps: 0,
+            cooldown_steps: 0,
+            scores_lr: scores_lr(),
+            scope: Scope::PerMatrix,
+        }
+    }
+}
+
+impl PruningConfig {
+    /// Validates the ranges and builds the pruner for a run of `total_steps` steps.
+    /// Errors name the key.
+    pub fn build(&self, total_steps: usize) -> Result<Box<dyn Pruner>, String> {
+        for (key, v) in [("final_density", self.final_density), ("initial_density", self.initial_density)] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(format!("pruning.{key}: expected a kept fraction in (0, 1], found {v}"));
+            }
+        }
+        if self.final_density > self.initial_density {
+            return Err(format!(
+                "pruning.final_density ({}) is above pruning.initial_density ({})",
+                self.final_density, self.initial_density
+            ));
+        }
+        if !(self.scores_lr > 0.0 && self.scores_lr.is_finite()) {
+            return Err(format!("pruning.scores_lr: expected a positive number, found {}", self.scores_lr));
+        }
+        if self.method != Method::None && self.warmup_steps + self.cooldown_steps >= total_steps {
+            return Err(format!(
+                "pruning.warmup_steps ({}) + pruning.cooldown_steps ({}) must be below the run's {} steps",
+                self.warmup_steps, self.cooldown_steps, total_steps
+            ));
+        }
+        let schedule = CubicSchedule {
+            initial_density: self.initial_density,
+            final_density: self.final_density,
+            warmup_steps: self.warmup_steps,
+            cooldown_steps: self.cooldown_steps,
+            total_steps,
+        };
+        Ok(match self.method {
+            Method::None => Box::new(methods::dense::Dense),
+            Method::Magnitude => Box::new(methods::magnitude::Magnitude::new(schedule, self.scope)),
+            Method::Movement => Box::new(methods::movement::Movement::new(schedule, self.scope, self.scores_lr)),
+        })
+    }
+}

@@ -1,0 +1,88 @@
+//! Binarisers and the straight-through estimator, written once.
+
+use burn::tensor::{Tensor, TensorData};
+use models::PrunableModel;
+
+/// The straight-through estimator: the value is the hard mask, the gradient flows to the
+/// scores as if the mask were the scores themselves, so ∂L/∂S_ij = ∂L/∂M_ij = (∂L/∂a_i)·W_ij·x_j.
+/// Written as `hard + (S − detach(S))` rather than `S + detach(hard − S)`: the value is then
+/// exactly `hard`, so pruned weights contribute exactly zero.
+pub fn straight_through(hard: Tensor<2>, scores: Tensor<2>) -> Tensor<2> {
+    hard + (scores.clone() - scores.detach())
+}
+
+/// Host-side top-k: a 0/1 mask keeping exactly `k` of `values` (largest first; ties broken by
+/// position, lowest index first).
+pub fn topk_mask_values(values: &[f32], k: usize) -> Vec<f32> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    idx.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    let mut mask = vec![0.0f32; values.len()];
+    for &i in &idx[..k.min(values.len())] {
+        mask[i] = 1.0;
+    }
+    mask
+}
+
+/// A 0/1 mask (same shape, no gradient) that keeps exactly `k` entries of `scores`: the k
+/// largest. The threshold is found on the host in O(n) (`select_nth_unstable`); the mask is then
+/// `scores >= threshold` on the device, unless ties at the threshold would keep more than `k`,
+/// in which case the mask is built on the host with ties broken by position.
+pub fn topk_mask(scores: Tensor<2>, k: usize) -> Tensor<2> {
+    let scores = scores.detach();
+    let dims = scores.dims();
+    let n = dims[0] * dims[1];
+    let device = scores.device();
+    if k >= n {
+        return Tensor::ones(dims, &device);
+    }
+    let values: Vec<f32> = scores.to_data().convert::<f32>().try_to_vec().expect("f32 scores");
+    if k == 0 {
+        return Tensor::zeros(dims, &device);
+    }
+    let mut work = values.clone();
+    let (_, thr, _) = work.select_nth_unstable_by(n - k, |a, b| a.total_cmp(b));
+    let thr = *thr;
+    let kept_by_threshold = values.iter().filter(|&&v| v >= thr).count();
+    if kept_by_threshold == k && thr.is_finite() {
+        scores.greater_equal_elem(thr).float()
+    } else {
+        Tensor::from_data(TensorData::new(topk_mask_values(&values, k), dims), &device)
+    }
+}
+
+/// Folds every mask into its weight (`W ← W ⊙ M`), then drops masks and scores.
+pub fn fold_masks(model: &mut dyn PrunableModel) {
+    for (_, layer) in model.prunable_layers_mut() {
+        if let Some(mask) = layer.mask.take() {
+            let hard = mask.detach();
+            layer.weight = layer.weight.clone().map(|w| w * hard);
+        }
+        layer.mask_scores = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    #[allow(deprecated)]
+    fn device() -> Device {
+        Device::ndarray()
+    }
+
+    #[test]
+    fn topk_keeps_exactly_k_even_with_ties() {
+        let d = device();
+        let s = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, 0.1, 0.5, 0.5, -1.0, 0.2], [2, 3]), &d);
+        let m = topk_mask(s.clone(), 2).to_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(m, vec![1.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+        let m = topk_mask(s.clone(), 4).to_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(m, vec![1.0, 0.0, 1.0, 1.0, 0.0, 1.0]);
+        let zeros = Tensor::<2>::zeros([4, 5], &d);
+        for k in [1, 7, 19, 20] {
+            let m = topk_mask(zeros.clone(), k);
+            assert_eq!(m.sum().into_scalar::<f32>(), k as f32);
+        }
+    }
+}

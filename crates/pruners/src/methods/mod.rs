@@ -1,0 +1,5 @@
+//! One file per pruning method.
+
+pub mod dense;
+pub mod magnitude;
+pub mod movement;

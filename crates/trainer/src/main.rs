@@ -1,0 +1,85 @@
+//! `trainer`: fine-tune with pruning inside the loop.
+//!
+//! ```text
+//! trainer experiments/bert_movement.toml [--set train.lr=1e-4 ...]   # = trainer run ...
+//! trainer encode --model minilm --input sentences.txt
+//! trainer bench --device cpu --batch-size 32 --seq-len 128
+//! ```
+
+use trainer::{bench, encode, experiment, train_loop};
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "trainer", version, about = "Fine-tune BERT with pruning inside the training loop", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Experiment file (TOML).
+    experiment: Option<PathBuf>,
+    /// Override a key: --set section.key=value (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one experiment file.
+    Run(RunArgs),
+    /// Print one JSON line per input line: its input_ids and the last layer's CLS vector.
+    Encode(encode::EncodeArgs),
+    /// Time training steps on random-initialised shapes and write JSON.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Encode(args)) => encode::main(args),
+        Some(Command::Bench(args)) => bench::main(args),
+        None => run(cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    let path = args.experiment.ok_or("give an experiment file, e.g. `trainer experiments/quickstart.toml` (see --help)")?;
+    let exp = experiment::load(&path, &args.overrides)?;
+    let s = train_loop::run(&exp, &path)?;
+    let test = s.test.as_ref().map(|m| format!("test accuracy {:.4} F1 {:.4}, ", m.accuracy, m.f1)).unwrap_or_default();
+    println!(
+        "{}: {}validation accuracy {:.4} F1 {:.4}; encoder sparsity {:.2}% ({} of {} weights remain); {} steps in {:.0}s train ({:.1} samples/s) on {}; wrote {}",
+        s.name,
+        test,
+        s.validation.accuracy,
+        s.validation.f1,
+        100.0 * s.prunable_sparsity,
+        s.prunable_nonzero,
+        s.prunable_params,
+        s.steps,
+        s.train_seconds,
+        s.train_samples_per_second,
+        s.device,
+        exp.output_dir.join("summary.json").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! The whole loop, top to bottom:
+//! config → dataset → batcher → model → pruner → loss → optimizer → report.
+
+use crate::data::{self, EncodedData};
+use crate::experiment::Experiment;
+use crate::loss::cross_entropy;
+use crate::metrics::{classification, ClassMetrics};
+use crate::report::{write_json, MetricsLog};
+use crate::{device, optim, source};
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use datasets::split::SplitMix64;
+use datasets::{Batcher, EncodedItem, TextTokenizer};
+use models::checkpoint::{load_safetensors, save_safetensors};
+use models::{BertConfig, BertForSequenceClassification};
+use pruners::{Pruner, SparsityReport};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub name: String,
+    pub data: String,
+    pub model_source: String,
+    pub device: String,
+    pub pruning_method: String,
+    pub steps: usize,
+    pub epochs: f64,
+    pub batch_size: usize,
+    pub train_examples: usize,
+    pub validation: ClassMetrics,
+    pub test: Option<ClassMetrics>,
+    /// Fraction of prunable (encoder Linear) weights that are exactly zero, counted.
+    pub prunable_sparsity: f64,
+    pub prunable_remaining: f64,
+    pub prunable_params: usize,
+    pub prunable_nonzero: usize,
+    /// All parameters of the model (embeddings, LayerNorms, head included) and the non-zero ones.
+    pub total_params: usize,
+    pub total_nonzero: usize,
+    pub per_matrix: Vec<pruners::stats::MatrixSparsity>,
+    pub train_seconds: f64,
+    pub eval_seconds: f64,
+    pub wall_seconds: f64,
+    pub train_samples_per_second: f64,
+}
+
+/// The model, its tokenizer and config, ready on `device`.
+pub struct Loaded {
+    pub model: BertForSequenceClassification,
+    pub config: BertConfig,
+    pub tokenizer: TextTokenizer,
+    pub dir: std::path::PathBuf,
+}
+
+/// Resolves the model source and loads config, tokenizer and weights on `device` (no autodiff).
+pub fn load_model(src: &str, max_length: usize, num_labels: usize, random_init: bool, device: &Device) -> Result<Loaded, String> {
+    let dir = source::resolve(src)?;
+    let config = BertConfig::from_file(&dir.join("config.json"))?;
+    if max_length > config.max_position_embeddings {
+        return Err(format!("model.max_length {max_length} exceeds the checkpoint's max_position_embeddings {}", config.max_position_embeddings));
+    }
+    let tokenizer = TextTokenizer::from_dir(&dir, max_length)?;
+    let mut model = BertForSequenceClassification::new(&config, num_labels, device);
+    if !random_init {
+        let (m, report) = load_safetensors(model, &dir.join("model.safetensors")).map_err(|e| e.to_string())?;
+        model = m;
+        tracing::info!("loaded {} tensors from {}", report.loaded.len(), dir.join("model.safetensors").display());
+        if !report.missing.is_empty() {
+            tracing::info!("newly initialised (not in the checkpoint): {}", report.missing.join(", "));
+        }
+        if !report.unexpected.is_empty() {
+            tracing::warn!("in the checkpoint but not used by the model: {}", report.unexpected.join(", "));
+        }
+        if report.missing.iter().any(|m| m.starts_with("bert.")) {
+            return Err(format!("{}: encoder weights missing: {}", dir.display(), report.missing.join(", ")));
+        }
+    }
+    Ok(Loaded { model, config, tokenizer, dir })
+}
+
+/// Predictions and mean loss over `items`, in batches, on a model without autodiff.
+pub fn evaluate(model: &BertForSequenceClassification, items: &[EncodedItem], batcher: &Batcher, batch_size: usize, num_labels: usize, device: &Device) -> ClassMetrics {
+    let mut preds = Vec::with_capacity(items.len());
+    let mut labels = Vec::with_capacity(items.len());
+    let mut loss_sum = 0.0;
+    for chunk in items.chunks(batch_size) {
+        let refs: Vec<&EncodedItem> = chunk.iter().collect();
+        let batch = batcher.batch(&refs, device);
+        let logits = model.forward(batch.input_ids, batch.token_type_ids, batch.attention_mask);
+        loss_sum += cross_entropy(logits.clone(), batch.labels).into_scalar::<f32>() as f64 * chunk.len() as f64;
+        let p = logits.argmax(1).to_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
+        preds.extend(p.into_iter().map(|v| v as usize));
+        labels.extend(batch.label_values.iter().map(|l| l.unwrap_or(usize::MAX)));
+    }
+    classification(&preds, &labels, num_labels, loss_sum / items.len().max(1) as f64)
+}
+
+fn count_params(model: &BertForSequenceClassification) -> (usize, usize) {
+    let mut total = 0;
+    let mut nonzero = 0;
+    for (_, data) in models::checkpoint::named_tensors(model) {
+        let v = data.try_to_vec::<f32>().unwrap_or_default();
+        total += v.len();
+        nonzero += v.iter().filter(|x| **x != 0.0).count();
+    }
+    (total, nonzero)
+}
+
+pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> {
+    let wall = Instant::now();
+    let out = &exp.output_dir;
+    std::fs::create_dir_all(out).map_err(|e| format!("output_dir {}: {e}", out.display()))?;
+    let resolved = toml::to_string_pretty(exp).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("config.toml"), format!("# resolved from {}\n{resolved}", experiment_path.display()))
+        .map_err(|e| format!("cannot write {}: {e}", out.join("config.toml").display()))?;
+
+    let sel = device::select(exp.device)?;
+    let device = sel.device.clone();
+    device.seed(exp.seed);
+
+    // config → dataset
+    let ds = data::load(&exp.data)?;
+    tracing::info!("data: {} ({} train / {} validation / {} test)", ds.source, ds.train.len(), ds.validation.len(), ds.test.len());
+    // → model (and its tokenizer)
+    let loaded = load_model(&exp.model.source, exp.model.max_length, ds.num_labels(), exp.model.random_init, &device)?;
+    // → tokenised once
+    let t0 = Instant::now();
+    let data: EncodedData = data::encode(&ds, &loaded.tokenizer)?;
+    tracing::info!("tokenised {} examples in {:.1}s", data.train.len() + data.validation.len() + data.test.len(), t0.elapsed().as_secs_f64());
+    let num_labels = data.label_names.len();
+    let batcher = Batcher { pad_id: loaded.tokenizer.pad_id, max_length: exp.model.max_length };
+
+    let t = &exp.train;
+    let steps_per_epoch = data.train.len().div_ceil(t.batch_size);
+    let total_steps = ((steps_per_epoch as f64) * t.epochs).ceil().max(1.0) as usize;
+    // → pruner
+    let mut pruner: Box<dyn Pruner> = exp.pruning.build(total_steps)?;
+    let mut model = loaded.model;
+    pruner.init(&mut model);
+    let mut model = model.train();
+    let train_device = device.clone().autodiff();
+    // → optimizer
+    let groups = pruner.param_groups();
+    let mut optim = optim::adamw(t.weight_decay, t.max_grad_norm, &groups);
+    let mut lr_sched = optim::lr_schedule(t.lr, t.lr_warmup_steps, total_steps, &groups);
+
+    tracing::info!(
+        "training {}: {} steps ({} epochs x {} batches of {}), pruning = {}, final density {}",
+        exp.name, total_steps, t.epochs, steps_per_epoch, t.batch_size, pruner.name(), exp.pruning.final_density
+    );
+    let mut log = MetricsLog::create(&out.join("metrics.jsonl"))?;
+    let bar = indicatif::ProgressBar::new(total_steps as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").expect("template"));
+
+    let mut order: Vec<usize> = Vec::new();
+    let mut rng = SplitMix64(exp.seed);
+    let mut train_secs = 0.0;
+    let mut eval_secs = 0.0;
+    let mut samples = 0usize;
+    let mut loss_acc = (0.0f64, 0usize);
+    for step in 0..total_steps {
+        let pos = step % steps_per_epoch;
+        if pos == 0 {
+            order = (0..data.train.len()).collect();
+            rng.shuffle(&mut order);
+        }
+        let st = Instant::now();
+        let items: Vec<&EncodedItem> = order[pos * t.batch_size..((pos + 1) * t.batch_size).min(order.len())].iter().map(|&i| &data.train[i]).collect();
+        let batch = batcher.batch(&items, &train_device);
+        pruner.apply_masks(&mut model, step);
+        let logits = model.forward(batch.input_ids, batch.token_type_ids, batch.attention_mask);
+        let mut loss: Tensor<1> = cross_entropy(logits, batch.labels);
+        if let Some(extra) = pruner.loss_term(&model, step) {
+            loss = loss + extra;
+        }
+        let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        if !loss_value.is_finite() {
+            bar.finish_and_clear();
+            log.write(&serde_json::json!({"step": step, "error": "non-finite loss", "loss": loss_value.to_string()}));
+            return Err(format!(
+                "step {step}: the loss is {loss_value} (NaN/Inf); stopped. Metrics up to here are in {}. Try a lower train.lr or pruning.scores_lr",
+                out.join("metrics.jsonl").display()
+            ));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let lr = lr_sched.step();
+        model = optim.step(lr.clone(), model, grads);
+        pruner.after_step(&mut model, step);
+        train_secs += st.elapsed().as_secs_f64();
+        samples += items.len();
+        loss_acc = (loss_acc.0 + loss_value, loss_acc.1 + 1);
+        bar.inc(1);
+
+        let done = step + 1;
+        if done % t.log_every == 0 || done == total_steps {
+            let mean_loss = loss_acc.0 / loss_acc.1 as f64;
+            loss_acc = (0.0, 0);
+            let sps = samples as f64 / train_secs;
+            let eta = (total_steps - done) as f64 * train_secs / done as f64;
+            let density = pruner.scheduled_density(step);
+            bar.set_message(format!("loss {mean_loss:.4} density {density:.3} {sps:.1} samples/s"));
+            log.write(&serde_json::json!({"step": done, "epoch": done as f64 / steps_per_epoch as f64, "loss": mean_loss,
+                "lr": lr.base(), "density": density, "samples_per_second": sps, "elapsed_s": train_secs, "eta_s": eta}));
+            bar.suspend(|| tracing::info!("step {done}/{total_steps} loss {mean_loss:.4} density {density:.4} {sps:.1} samples/s eta {eta:.0}s"));
+        }
+        if t.eval_every > 0 && done % t.eval_every == 0 && done < total_steps {
+            let es = Instant::now();
+            let mut eval_model = model.valid();
+            pruner.apply_masks(&mut eval_model, step);
+            let m = evaluate(&eval_model, &data.validation, &batcher, t.eval_batch_size, num_labels, &device);
+            eval_secs += es.elapsed().as_secs_f64();
+            log.write(&serde_json::json!({"step": done, "split": "validation", "accuracy": m.accuracy, "f1": m.f1, "loss": m.loss}));
+            bar.suspend(|| tracing::info!("step {done}: validation accuracy {:.4} f1 {:.4}", m.accuracy, m.f1));
+        }
+    }
+    bar.finish_and_clear();
+
+    // Final masks folded into the weights: the model that is saved is the model that is measured.
+    let es = Instant::now();
+    let mut final_model = model.valid();
+    pruner.finalize(&mut final_model, total_steps.saturating_sub(1));
+    let sparsity = SparsityReport::measure(&final_model);
+    let validation = evaluate(&final_model, &data.validation, &batcher, t.eval_batch_size, num_labels, &device);
+    let test = (!data.test.is_empty() && data.test.iter().all(|i| i.label.is_some()))
+        .then(|| evaluate(&final_model, &data.test, &batcher, t.eval_batch_size, num_labels, &device));
+    eval_secs += es.elapsed().as_secs_f64();
+    log.write(&serde_json::json!({"step": total_steps, "split": "validation", "accuracy": validation.accuracy, "f1": validation.f1, "loss": validation.loss}));
+    if let Some(m) = &test {
+        log.write(&serde_json::json!({"step": total_steps, "split": "test", "accuracy": m.accuracy, "f1": m.f1, "loss": m.loss}));
+    }
+    let (total_params, total_nonzero) = count_params(&final_model);
+    if t.save_model {
+        save_checkpoint(&final_model, &loaded.config, &loaded.dir, &data.label_names, out)?;
+    }
+    let summary = Summary {
+        name: exp.name.clone(),
+        data: data.source.clone(),
+        model_source: exp.model.source.clone(),
+        device: sel.name.clone(),
+        pruning_method: pruner.name().into(),
+        steps: total_steps,
+        epochs: t.epochs,
+        batch_size: t.batch_size,
+        train_examples: data.train.len(),
+        validation,
+        test,
+        prunable_sparsity: sparsity.sparsity(),
+        prunable_remaining: 1.0 - sparsity.sparsity(),
+        prunable_params: sparsity.prunable_numel,
+        prunable_nonzero: sparsity.prunable_numel - sparsity.prunable_zeros,
+        total_params,
+        total_nonzero,
+        per_matrix: sparsity.per_matrix,
+        train_seconds: train_secs,
+        eval_seconds: eval_secs,
+        wall_seconds: wall.elapsed().as_secs_f64(),
+        train_samples_per_second: samples as f64 / train_secs.max(1e-9),
+    };
+    write_json(&out.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+/// Writes a Hugging Face-style directory: model.safetensors (masks folded in), config.json
+/// with the label names, and the tokenizer files of the source checkpoint.
+pub fn save_checkpoint(model: &BertForSequenceClassification, config: &BertConfig, src_dir: &Path, labels: &[String], out: &Path) -> Result<(), String> {
+    save_safetensors(model, &out.join("model.safetensors")).map_err(|e| e.to_string())?;
+    let mut cfg = serde_json::to_value(config).map_err(|e| e.to_string())?;
+    cfg["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
+    cfg["model_type"] = serde_json::json!("bert");
+    cfg["id2label"] = labels.iter().enumerate().map(|(i, l)| (i.to_string(), serde_json::json!(l))).collect();
+    cfg["label2id"] = labels.iter().enumerate().map(|(i, l)| (l.clone(), serde_json::json!(i))).collect();
+    write_json(&out.join("config.json"), &cfg)?;
+    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
+        if src_dir.join(f).exists() {
+            std::fs::copy(src_dir.join(f), out.join(f)).map_err(|e| format!("copy {f}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+

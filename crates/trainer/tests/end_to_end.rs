@@ -1,0 +1,146 @@
+//! The whole loop on generated fixtures: a tiny random BERT checkpoint written in Hugging Face
+//! layout (config.json, vocab.txt, model.safetensors) and GLUE-style TSV files. This checks the
+//! data path and the bookkeeping (sparsity as scheduled, files written, the saved model reloads
+//! with identical predictions); accuracy on real data is measured by the experiments, not here.
+
+use burn::tensor::Device;
+use models::checkpoint::{load_safetensors, save_safetensors};
+use models::{BertConfig, BertForSequenceClassification};
+use pruners::schedule::kept_count;
+use std::path::{Path, PathBuf};
+use trainer::experiment;
+use trainer::train_loop;
+
+const WORDS: [&str; 12] = ["the", "film", "was", "good", "bad", "great", "awful", "plot", "acting", "very", "not", "fine"];
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("prunekit-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_checkpoint(dir: &Path) {
+    let mut vocab = vec!["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+    vocab.extend(WORDS);
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+    let config = BertConfig::tiny(vocab.len());
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
+    #[allow(deprecated)]
+    let device = Device::ndarray();
+    device.seed(1);
+    let model = BertForSequenceClassification::new(&config, 2, &device);
+    save_safetensors(&model.bert, &dir.join("model.safetensors")).unwrap();
+}
+
+fn write_tsvs(dir: &Path) {
+    let mut rows = vec!["sentence\tlabel".to_string()];
+    for i in 0..48 {
+        let (w, l) = if i % 2 == 0 { (["good", "great", "fine"][i % 3], 1) } else { (["bad", "awful", "not"][i % 3], 0) };
+        rows.push(format!("the {} was very {w}\t{l}", ["film", "plot", "acting"][i % 3]));
+    }
+    std::fs::write(dir.join("train.tsv"), rows.join("\n")).unwrap();
+    std::fs::write(dir.join("dev.tsv"), rows[..17].join("\n")).unwrap();
+    std::fs::write(dir.join("test.tsv"), rows[..13].join("\n")).unwrap();
+}
+
+fn experiment(ckpt: &Path, data: &Path, out: &Path, method: &str) -> experiment::Experiment {
+    let text = format!(
+        r#"
+name = "e2e-{method}"
+device = "ndarray"
+output_dir = "{out}"
+[model]
+source = "{ckpt}"
+max_length = 16
+[data]
+kind = "glue_tsv"
+train = "{data}/train.tsv"
+validation = "{data}/dev.tsv"
+test = "{data}/test.tsv"
+columns = {{ text_a = "sentence" }}
+[train]
+epochs = 2
+batch_size = 8
+lr = 1e-3
+eval_every = 6
+log_every = 3
+[pruning]
+method = "{method}"
+final_density = 0.3
+warmup_steps = 1
+cooldown_steps = 2
+scores_lr = 0.1
+"#,
+        out = out.display(),
+        ckpt = ckpt.display(),
+        data = data.display()
+    );
+    experiment::parse(&text, &[]).unwrap()
+}
+
+#[test]
+fn movement_run_prunes_as_scheduled_and_its_checkpoint_reloads() {
+    let (ckpt, data, out) = (tmp("ckpt"), tmp("data"), tmp("out"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    for method in ["movement", "magnitude"] {
+        let out = out.join(method);
+        let exp = experiment(&ckpt, &data, &out, method);
+        let s = train_loop::run(&exp, Path::new("test.toml")).unwrap();
+        assert_eq!(s.steps, 12);
+        // Exactly the scheduled count per matrix: round(0.3 × numel) of every matrix.
+        for m in &s.per_matrix {
+            assert_eq!(m.numel - m.zeros, kept_count(m.numel, 0.3), "{method} {}", m.name);
+        }
+        assert_eq!(s.per_matrix.len(), 2 * 6);
+        assert!(s.validation.n == 16 && s.test.as_ref().unwrap().n == 12);
+        for f in ["config.toml", "metrics.jsonl", "summary.json", "model.safetensors", "config.json", "vocab.txt"] {
+            assert!(out.join(f).exists(), "{method}: {f} written");
+        }
+        let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        assert!(lines.lines().filter(|l| l.contains("\"split\":\"validation\"")).count() >= 2, "{lines}");
+
+        // The saved model reloads here with identical predictions and the same zeros.
+        #[allow(deprecated)]
+        let device = Device::ndarray();
+        let loaded = train_loop::load_model(out.to_str().unwrap(), 16, 2, false, &device).unwrap();
+        let stats = pruners::SparsityReport::measure(&loaded.model);
+        assert_eq!(stats.prunable_zeros, s.per_matrix.iter().map(|m| m.zeros).sum::<usize>());
+        let ds = trainer::data::load(&exp.data).unwrap();
+        let enc = trainer::data::encode(&ds, &loaded.tokenizer).unwrap();
+        let batcher = datasets::Batcher { pad_id: 0, max_length: 16 };
+        let m = train_loop::evaluate(&loaded.model, &enc.test, &batcher, 5, 2, &device);
+        assert_eq!(m.accuracy, s.test.as_ref().unwrap().accuracy, "{method}");
+        assert!((m.loss - s.test.as_ref().unwrap().loss).abs() < 1e-6, "{method}");
+    }
+}
+
+#[test]
+fn checkpoint_errors_name_the_file_and_tensor() {
+    let ckpt = tmp("bad-ckpt");
+    write_checkpoint(&ckpt);
+    #[allow(deprecated)]
+    let device = Device::ndarray();
+    // Corrupt (truncated) file.
+    let st = ckpt.join("model.safetensors");
+    let bytes = std::fs::read(&st).unwrap();
+    let cut = ckpt.join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let model = BertForSequenceClassification::new(&BertConfig::tiny(17), 2, &device);
+    let err = load_safetensors(model, &cut).unwrap_err().to_string();
+    assert!(err.contains("cut.safetensors") && err.contains("corrupt"), "{err}");
+    // Shape mismatch: a model with a wider FFN.
+    let mut cfg = BertConfig::tiny(17);
+    cfg.intermediate_size = 40;
+    let err = load_safetensors(BertForSequenceClassification::new(&cfg, 2, &device), &st).unwrap_err().to_string();
+    assert!(err.contains("bert.encoder.layer.0.intermediate.dense.weight") && err.contains("[32, 16]"), "{err}");
+    // Missing keys are reported by name (the head is new), unexpected ones too.
+    let (_, report) = load_safetensors(BertForSequenceClassification::new(&BertConfig::tiny(17), 2, &device), &st).unwrap();
+    assert_eq!(report.missing, vec!["classifier.weight".to_string(), "classifier.bias".to_string()]);
+    assert!(report.unexpected.is_empty());
+    let mut layers = BertConfig::tiny(17);
+    layers.num_hidden_layers = 1;
+    let (_, report) = load_safetensors(BertForSequenceClassification::new(&layers, 2, &device), &st).unwrap();
+    assert!(report.unexpected.iter().any(|k| k.starts_with("bert.encoder.layer.1.")), "{:?}", report.unexpected);
+}
