@@ -35,7 +35,9 @@ pub fn read_tgz(path: &Path) -> Result<Vec<Mail>, FetchError> {
     for entry in archive.entries().map_err(|e| bad(&e))? {
         let mut entry = entry.map_err(|e| bad(&e))?;
         let name = entry.path().map_err(|e| bad(&e))?.to_string_lossy().to_string();
-        if !(name.starts_with("package/data/") && name.ends_with(".json")) {
+        // Mails are package/data/<group>/<id>.json; other JSON files (file_list.json) are not.
+        let is_mail = name.strip_prefix("package/data/").is_some_and(|rest| rest.split('/').count() == 2 && rest.ends_with(".json"));
+        if !is_mail {
             continue;
         }
         let mut s = String::new();
@@ -63,7 +65,7 @@ pub fn subject_and_body(raw: &str) -> String {
             continue;
         }
         in_subject = false;
-        if line.len() >= 8 && line[..8].eq_ignore_ascii_case("subject:") {
+        if line.get(..8).is_some_and(|h| h.eq_ignore_ascii_case("subject:")) {
             subject = line[8..].trim().to_string();
             in_subject = true;
         }
@@ -126,7 +128,7 @@ mod tests {
 
     #[test]
     fn keeps_subject_and_body_drops_other_headers() {
-        let raw = "From: trap@spam.example\r\nSubject: Cheap\r\n  meds now\r\nX-Spam: yes\r\n\r\n<p>Buy <b>now</b></p>\r\nbye";
+        let raw = "From: ÀÁÂ <trap@spam.example>\r\nSubject: Cheap\r\n  meds now\r\nX-Spam: yes\r\n\r\n<p>Buy <b>now</b></p>\r\nbye";
         assert_eq!(subject_and_body(raw), "Cheap meds now Buy now bye");
     }
 
