@@ -49,6 +49,9 @@ pub fn load(section: &DataSection) -> Result<TextDataset, String> {
         ds.validation.truncate(n);
         ds.test.truncate(n);
     }
+    if ds.train.is_empty() {
+        return Err("data: the training split is empty".into());
+    }
     if ds.train.iter().any(|i| i.label.is_none()) {
         return Err("data: the training split has rows without a label".into());
     }

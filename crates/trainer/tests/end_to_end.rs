@@ -144,3 +144,33 @@ fn checkpoint_errors_name_the_file_and_tensor() {
     let (_, report) = load_safetensors(BertForSequenceClassification::new(&layers, 2, &device), &st).unwrap();
     assert!(report.unexpected.iter().any(|k| k.starts_with("bert.encoder.layer.1.")), "{:?}", report.unexpected);
 }
+
+#[test]
+fn dense_run_learns_a_separable_task() {
+    let (ckpt, data, out) = (tmp("learn-ckpt"), tmp("learn-data"), tmp("learn-out"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    let exp = experiment::parse(
+        &format!(
+            "name = \"learn\"\ndevice = \"ndarray\"\noutput_dir = \"{}\"\n[model]\nsource = \"{}\"\nmax_length = 16\n\
+             [data]\nkind = \"glue_tsv\"\ntrain = \"{d}/train.tsv\"\nvalidation = \"{d}/dev.tsv\"\ncolumns = {{ text_a = \"sentence\" }}\n\
+             [train]\nepochs = 20\nbatch_size = 8\nlr = 1e-3\n[pruning]\nmethod = \"none\"\n",
+            out.display(),
+            ckpt.display(),
+            d = data.display()
+        ),
+        &[],
+    )
+    .unwrap();
+    let s = train_loop::run(&exp, Path::new("test.toml")).unwrap();
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let losses: Vec<f64> = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("split").is_none())
+        .filter_map(|v| v["loss"].as_f64())
+        .collect();
+    assert!(losses.last().unwrap() < &(losses[0] - 0.05), "training loss falls: {losses:?}");
+    assert_eq!(s.validation.accuracy, 1.0, "the words decide the label");
+    assert_eq!(s.prunable_sparsity, 0.0);
+}
