@@ -70,7 +70,7 @@ pub enum Scope {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruningConfig {
-    /// "none", "magnitude" or "movement".
+    /// "none", "magnitude", "movement" or "random".
     pub method: Method,
     /// Fraction of encoder weights kept at the end (0.10 = "10% remaining").
     #[serde(default = "one")]
@@ -89,6 +89,9 @@ pub struct PruningConfig {
     pub scores_lr: f64,
     #[serde(default)]
     pub scope: Scope,
+    /// Seed of the random baseline's scores.
+    #[serde(default)]
+    pub seed: u64,
 }
 
 fn one() -> f64 {
@@ -105,6 +108,7 @@ pub enum Method {
     None,
     Magnitude,
     Movement,
+    Random,
 }
 
 impl Default for PruningConfig {
@@ -117,6 +121,7 @@ impl Default for PruningConfig {
             cooldown_steps: 0,
             scores_lr: scores_lr(),
             scope: Scope::PerMatrix,
+            seed: 0,
         }
     }
 }
@@ -156,6 +161,7 @@ impl PruningConfig {
             Method::None => Box::new(methods::dense::Dense),
             Method::Magnitude => Box::new(methods::magnitude::Magnitude::new(schedule, self.scope)),
             Method::Movement => Box::new(methods::movement::Movement::new(schedule, self.scope, self.scores_lr)),
+            Method::Random => Box::new(methods::random::Random::new(schedule, self.seed)),
         })
     }
 }

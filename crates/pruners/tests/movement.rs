@@ -3,7 +3,7 @@
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use models::{PrunableLinear, PrunableModel};
-use pruners::methods::{magnitude::Magnitude, movement::Movement};
+use pruners::methods::{magnitude::Magnitude, movement::Movement, random::Random};
 use pruners::schedule::kept_count;
 use pruners::{CubicSchedule, Pruner, Scope};
 
@@ -75,10 +75,11 @@ fn masks_keep_exactly_the_scheduled_count_every_step() {
     let total = 20;
     let wa: Vec<f32> = (0..60).map(|i| ((i * 37 % 60) as f32 - 29.5) / 7.0).collect();
     let wb: Vec<f32> = (0..24).map(|i| ((i * 5 % 24) as f32 - 11.5) / 3.0).collect();
-    for method in ["magnitude", "movement"] {
+    for method in ["magnitude", "movement", "random"] {
         let mut model = Two { a: linear(wa.clone(), [6, 10], &device), b: linear(wb.clone(), [4, 6], &device) };
         let mut pruner: Box<dyn Pruner> = match method {
             "magnitude" => Box::new(Magnitude::new(schedule(total), Scope::PerMatrix)),
+            "random" => Box::new(Random::new(schedule(total), 7)),
             _ => Box::new(Movement::new(schedule(total), Scope::PerMatrix, 1e-2)),
         };
         pruner.init(&mut model);
@@ -125,4 +126,41 @@ fn magnitude_keeps_the_largest_weights_and_pruned_weights_contribute_nothing() {
     assert!(model.a.mask.is_none());
     let folded: Vec<f32> = model.a.weight.val().to_data().try_to_vec().unwrap();
     assert_eq!(folded, vec![0.0, -3.0, 0.0, 2.5, 0.0, 1.0]);
+}
+
+/// The kept positions of layer `a` after every step of a random-pruning run with `seed`.
+fn random_masks(seed: u64, total: usize) -> Vec<Vec<bool>> {
+    let device = cpu();
+    let w: Vec<f32> = (0..400).map(|i| (i as f32 - 200.0) / 50.0).collect();
+    let mut model = Two { a: linear(w, [20, 20], &device), b: linear(vec![1.0; 4], [2, 2], &device) };
+    let mut pruner = Random::new(schedule(total), seed);
+    pruner.init(&mut model);
+    (0..total)
+        .map(|step| {
+            pruner.apply_masks(&mut model, step);
+            let m: Vec<f32> = model.a.effective_weight().to_data().try_to_vec().unwrap();
+            m.iter().map(|&v| v != 0.0).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn random_masks_are_nested_seeded_and_ignore_magnitude() {
+    let total = 12;
+    let a = random_masks(3, total);
+    // Nested: a weight pruned at one step stays pruned at every later step.
+    for t in 1..total {
+        for (i, (&now, &before)) in a[t].iter().zip(&a[t - 1]).enumerate() {
+            assert!(!now || before, "weight {i} came back at step {t}");
+        }
+    }
+    // Same seed, same masks; another seed, other masks.
+    assert_eq!(a, random_masks(3, total));
+    assert_ne!(a[total - 1], random_masks(4, total)[total - 1]);
+    // At 10% kept (40 of 400) the kept set is not the largest-|W| set that magnitude keeps:
+    // |W| grows with distance from index 200, so magnitude keeps indices 0..20 and 380..400.
+    let last = &a[total - 1];
+    assert_eq!(last.iter().filter(|&&k| k).count(), 40);
+    let outer = last.iter().enumerate().filter(|&(i, &k)| k && !(20..380).contains(&i)).count();
+    assert!(outer < 20, "random kept {outer} of the 40 largest weights");
 }

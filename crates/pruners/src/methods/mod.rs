@@ -3,3 +3,4 @@
 pub mod dense;
 pub mod magnitude;
 pub mod movement;
+pub mod random;
