@@ -205,3 +205,43 @@ pub fn save_safetensors<M: Module>(module: &M, path: &Path) -> Result<(), Checkp
     write_safetensors(&named_tensors(module), None, path)
 }
 
+
+/// Writes the keep-pattern of every prunable matrix that has a mask, as `U8` 0/1 tensors named
+/// `<HF layer name>.weight_mask` (the name `torch.nn.utils.prune` uses), atomically. Returns how
+/// many masks were written. Load in PyTorch with `safetensors.torch.load_file`.
+pub fn save_masks(model: &dyn crate::PrunableModel, path: &Path) -> Result<usize, CheckpointError> {
+    let p = path.display().to_string();
+    let masks: Vec<(String, Vec<u8>, Vec<usize>)> = model
+        .prunable_layers()
+        .into_iter()
+        .filter_map(|(name, layer)| {
+            let mask = layer.mask.as_ref()?.clone().detach();
+            let shape = mask.dims().to_vec();
+            let keep: Vec<u8> = mask.not_equal_elem(0.0).int().to_data().convert::<i64>().try_to_vec::<i64>().ok()?.into_iter().map(|v| v as u8).collect();
+            Some((format!("{name}.weight_mask"), keep, shape))
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = masks
+        .iter()
+        .map(|(n, raw, shape)| (n.clone(), safetensors::tensor::TensorView::new(Dtype::U8, shape.clone(), raw).expect("consistent view")))
+        .collect();
+    let tmp = path.with_extension("safetensors.tmp");
+    safetensors::serialize_to_file(views, None, &tmp).map_err(|e| CheckpointError::Corrupt { path: p.clone(), msg: e.to_string() })?;
+    std::fs::rename(&tmp, path).map_err(|source| CheckpointError::Io { path: p, source })?;
+    Ok(masks.len())
+}
+
+/// Reads a masks file written by [`save_masks`]: name → (0/1 values, shape).
+pub fn read_masks(path: &Path) -> Result<BTreeMap<String, (Vec<u8>, Vec<usize>)>, CheckpointError> {
+    let p = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: p.clone(), source })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| CheckpointError::Corrupt { path: p.clone(), msg: e.to_string() })?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::U8 {
+            return Err(CheckpointError::Corrupt { path: p.clone(), msg: format!("{name}: expected U8 mask, found {:?}", view.dtype()) });
+        }
+        out.insert(name, (view.data().to_vec(), view.shape().to_vec()));
+    }
+    Ok(out)
+}

@@ -35,8 +35,13 @@ pub trait Pruner: Send {
     fn name(&self) -> &'static str;
     /// Once, before training: add the method's own parameters (scores) to the model.
     fn init(&mut self, _model: &mut dyn PrunableModel) {}
-    /// Set the masks for step `step` (training copy) or for evaluation (the valid copy).
+    /// Set the masks for training step `step`.
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize);
+    /// Set the masks for evaluation after step `step` (on the evaluation copy of the model).
+    /// The same as training unless the method samples its masks (L0).
+    fn eval_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
+        self.apply_masks(model, step);
+    }
     /// An extra term added to the task loss (regularisers), `[1]`.
     fn loss_term(&self, _model: &dyn PrunableModel, _step: usize) -> Option<Tensor<1>> {
         None
@@ -46,14 +51,15 @@ pub trait Pruner: Send {
     /// Fold the final masks into the weights (pruned weights become exactly 0) and drop the
     /// method's own parameters, leaving a plain model.
     fn finalize(&mut self, model: &mut dyn PrunableModel, step: usize) {
-        self.apply_masks(model, step);
+        self.eval_masks(model, step);
         mask::fold_masks(model);
     }
     /// Parameter groups with their own learning rate (e.g. scores).
     fn param_groups(&self) -> Vec<ParamGroupSpec> {
         Vec::new()
     }
-    /// Fraction of prunable weights the schedule keeps at `step`.
+    /// Fraction of prunable weights kept at `step`: the schedule's value for the top-k methods,
+    /// the fraction measured at the last step for methods whose sparsity is an outcome.
     fn scheduled_density(&self, step: usize) -> f64;
 }
 
@@ -64,13 +70,35 @@ pub enum Scope {
     /// Each matrix keeps the scheduled fraction of its own weights.
     #[default]
     PerMatrix,
+    /// One threshold over all prunable weights: the scheduled fraction is kept in total and
+    /// matrices end up with different densities.
+    Global,
+}
+
+impl Scope {
+    /// Top-k masks for `scores` (one per matrix) at `density`, under this scope.
+    pub fn topk_masks(self, scores: &[Tensor<2>], density: f64) -> Vec<Tensor<2>> {
+        match self {
+            Scope::PerMatrix => scores
+                .iter()
+                .map(|s| {
+                    let [r, c] = s.dims();
+                    mask::topk_mask(s.clone(), schedule::kept_count(r * c, density))
+                })
+                .collect(),
+            Scope::Global => {
+                let n: usize = scores.iter().map(|s| s.dims().iter().product::<usize>()).sum();
+                mask::global_topk_masks(scores, schedule::kept_count(n, density))
+            }
+        }
+    }
 }
 
 /// The `[pruning]` section of an experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruningConfig {
-    /// "none", "magnitude", "movement" or "random".
+    /// "none", "magnitude", "movement", "soft_movement", "l0" or "random".
     pub method: Method,
     /// Fraction of encoder weights kept at the end (0.10 = "10% remaining").
     #[serde(default = "one")]
@@ -84,9 +112,16 @@ pub struct PruningConfig {
     /// Steps at the end with the final density held fixed (t_f).
     #[serde(default)]
     pub cooldown_steps: usize,
-    /// Learning rate of the importance scores (movement).
-    #[serde(default = "scores_lr")]
-    pub scores_lr: f64,
+    /// Learning rate of the scores (movement family); default 1e-2, or 0.1 for L0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores_lr: Option<f64>,
+    /// Soft movement: τ_final, the last value of the threshold on σ(S) (τ rises from 0 on the
+    /// cubic schedule).
+    #[serde(default = "final_threshold")]
+    pub final_threshold: f64,
+    /// Regularisation strength: soft movement's λ_final (default 400) or L0's λ (default 125).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
     #[serde(default)]
     pub scope: Scope,
     /// Seed of the random baseline's scores.
@@ -97,8 +132,8 @@ pub struct PruningConfig {
 fn one() -> f64 {
     1.0
 }
-fn scores_lr() -> f64 {
-    1e-2
+fn final_threshold() -> f64 {
+    0.1
 }
 
 /// The pruning methods.
@@ -108,6 +143,8 @@ pub enum Method {
     None,
     Magnitude,
     Movement,
+    SoftMovement,
+    L0,
     Random,
 }
 
@@ -119,7 +156,9 @@ impl Default for PruningConfig {
             initial_density: 1.0,
             warmup_steps: 0,
             cooldown_steps: 0,
-            scores_lr: scores_lr(),
+            scores_lr: None,
+            final_threshold: final_threshold(),
+            lambda: None,
             scope: Scope::PerMatrix,
             seed: 0,
         }
@@ -141,8 +180,19 @@ impl PruningConfig {
                 self.final_density, self.initial_density
             ));
         }
-        if !(self.scores_lr > 0.0 && self.scores_lr.is_finite()) {
-            return Err(format!("pruning.scores_lr: expected a positive number, found {}", self.scores_lr));
+        let scores_lr = self.scores_lr.unwrap_or(if self.method == Method::L0 { 0.1 } else { 1e-2 });
+        if !(scores_lr > 0.0 && scores_lr.is_finite()) {
+            return Err(format!("pruning.scores_lr: expected a positive number, found {scores_lr}"));
+        }
+        let lambda = self.lambda.unwrap_or(if self.method == Method::L0 { 125.0 } else { 400.0 });
+        if !(lambda >= 0.0 && lambda.is_finite()) {
+            return Err(format!("pruning.lambda: expected a number >= 0, found {lambda}"));
+        }
+        if !(self.final_threshold > 0.0 && self.final_threshold < 1.0) {
+            return Err(format!("pruning.final_threshold: expected a value in (0, 1), found {}", self.final_threshold));
+        }
+        if self.scope == Scope::Global && !matches!(self.method, Method::Magnitude | Method::Movement) {
+            return Err(format!("pruning.scope = \"global\" applies to the top-k methods (magnitude, movement), not {:?}", self.method));
         }
         if self.method != Method::None && self.warmup_steps + self.cooldown_steps >= total_steps {
             return Err(format!(
@@ -160,7 +210,12 @@ impl PruningConfig {
         Ok(match self.method {
             Method::None => Box::new(methods::dense::Dense),
             Method::Magnitude => Box::new(methods::magnitude::Magnitude::new(schedule, self.scope)),
-            Method::Movement => Box::new(methods::movement::Movement::new(schedule, self.scope, self.scores_lr)),
+            Method::Movement => Box::new(methods::movement::Movement::new(schedule, self.scope, scores_lr)),
+            Method::SoftMovement => {
+                let threshold = CubicSchedule { initial_density: 0.0, final_density: self.final_threshold, ..schedule };
+                Box::new(methods::soft_movement::SoftMovement::new(threshold, lambda, scores_lr))
+            }
+            Method::L0 => Box::new(methods::l0::L0::new(lambda, scores_lr)),
             Method::Random => Box::new(methods::random::Random::new(schedule, self.seed)),
         })
     }

@@ -50,6 +50,45 @@ pub fn topk_mask(scores: Tensor<2>, k: usize) -> Tensor<2> {
     }
 }
 
+/// Masks for one global budget: keeps the `k` largest entries over all of `scores` together
+/// (one threshold for every matrix), so matrices end up with different densities. Ties at the
+/// threshold are broken by position (matrix order, then index), so exactly `k` are kept.
+pub fn global_topk_masks(scores: &[Tensor<2>], k: usize) -> Vec<Tensor<2>> {
+    let host: Vec<Vec<f32>> = scores.iter().map(|s| s.clone().detach().to_data().convert::<f32>().try_to_vec().expect("f32 scores")).collect();
+    let n: usize = host.iter().map(Vec::len).sum();
+    let mut all: Vec<f32> = host.iter().flatten().copied().collect();
+    let keep: Vec<Vec<f32>> = if k >= n {
+        host.iter().map(|v| vec![1.0; v.len()]).collect()
+    } else if k == 0 {
+        host.iter().map(|v| vec![0.0; v.len()]).collect()
+    } else {
+        let (_, thr, _) = all.select_nth_unstable_by(n - k, |a, b| a.total_cmp(b));
+        let thr = *thr;
+        // Everything above the threshold is kept; ties at it fill the remaining places in order.
+        let above = host.iter().flatten().filter(|&&v| v.total_cmp(&thr).is_gt()).count();
+        let mut ties_left = k - above;
+        host.iter()
+            .map(|v| {
+                v.iter()
+                    .map(|&x| match x.total_cmp(&thr) {
+                        std::cmp::Ordering::Greater => 1.0,
+                        std::cmp::Ordering::Equal if ties_left > 0 => {
+                            ties_left -= 1;
+                            1.0
+                        }
+                        _ => 0.0,
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    scores
+        .iter()
+        .zip(keep)
+        .map(|(s, m)| Tensor::from_data(TensorData::new(m, s.dims()), &s.device()))
+        .collect()
+}
+
 /// Folds every mask into its weight (`W ← W ⊙ M`), then drops masks and scores.
 pub fn fold_masks(model: &mut dyn PrunableModel) {
     for (_, layer) in model.prunable_layers_mut() {

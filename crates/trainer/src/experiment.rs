@@ -28,6 +28,31 @@ pub struct Experiment {
     #[serde(default)]
     pub pruning: PruningConfig,
     pub train: TrainSection,
+    /// Distillation from a dense fine-tuned teacher (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distillation: Option<DistillationSection>,
+}
+
+/// `L = α_d·T²·KL(p_teacher^T ‖ p_student^T) + α_ce·CE`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillationSection {
+    /// The teacher: a fine-tuned checkpoint directory with the same labels, e.g. the
+    /// `output_dir` of `bert_dense.toml` (any model source string is accepted).
+    pub teacher: String,
+    #[serde(default = "half")]
+    pub alpha_distil: f64,
+    #[serde(default = "half")]
+    pub alpha_ce: f64,
+    #[serde(default = "two")]
+    pub temperature: f64,
+}
+
+fn half() -> f64 {
+    0.5
+}
+fn two() -> f64 {
+    2.0
 }
 
 fn default_seed() -> u64 {
@@ -216,6 +241,16 @@ impl Experiment {
                         return Err(format!("{key}: file {} does not exist", p.display()));
                     }
                 }
+            }
+        }
+        if let Some(d) = &self.distillation {
+            for (key, v) in [("alpha_distil", d.alpha_distil), ("alpha_ce", d.alpha_ce)] {
+                if !(v >= 0.0 && v.is_finite()) {
+                    return Err(format!("distillation.{key}: expected a number >= 0, found {v}"));
+                }
+            }
+            if !(d.temperature > 0.0 && d.temperature.is_finite()) {
+                return Err(format!("distillation.temperature: expected a positive number, found {}", d.temperature));
             }
         }
         // The pruner's own checks (ranges of densities, learning rates).

@@ -3,7 +3,7 @@
 
 use crate::data::{self, EncodedData};
 use crate::experiment::Experiment;
-use crate::loss::cross_entropy;
+use crate::loss::{cross_entropy, distillation_kl};
 use crate::metrics::{classification, ClassMetrics};
 use crate::report::{write_json, MetricsLog};
 use crate::{device, optim, source};
@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use datasets::split::SplitMix64;
 use datasets::{Batcher, EncodedItem, TextTokenizer};
 use models::checkpoint::{load_safetensors, save_safetensors};
-use models::{BertConfig, BertForSequenceClassification};
+use models::{BertConfig, BertForSequenceClassification, PrunableModel};
 use pruners::{Pruner, SparsityReport};
 use serde::Serialize;
 use std::path::Path;
@@ -53,6 +53,8 @@ pub struct Loaded {
     pub config: BertConfig,
     pub tokenizer: TextTokenizer,
     pub dir: std::path::PathBuf,
+    /// Parameters the checkpoint did not have (newly initialised), by HF name.
+    pub missing: Vec<String>,
 }
 
 /// Resolves the model source and loads config, tokenizer and weights on `device` (no autodiff).
@@ -64,6 +66,7 @@ pub fn load_model(src: &str, max_length: usize, num_labels: usize, random_init: 
     }
     let tokenizer = TextTokenizer::from_dir(&dir, max_length)?;
     let mut model = BertForSequenceClassification::new(&config, num_labels, device);
+    let mut missing = Vec::new();
     if !random_init {
         let (m, report) = load_safetensors(model, &dir.join("model.safetensors")).map_err(|e| e.to_string())?;
         model = m;
@@ -77,8 +80,26 @@ pub fn load_model(src: &str, max_length: usize, num_labels: usize, random_init: 
         if report.missing.iter().any(|m| m.starts_with("bert.")) {
             return Err(format!("{}: encoder weights missing: {}", dir.display(), report.missing.join(", ")));
         }
+        missing = report.missing;
     }
-    Ok(Loaded { model, config, tokenizer, dir })
+    Ok(Loaded { model, config, tokenizer, dir, missing })
+}
+
+/// Loads the distillation teacher: it must be a fine-tuned classifier with this run's labels
+/// and the same vocabulary, so its head has to come from the checkpoint.
+fn load_teacher(d: &crate::experiment::DistillationSection, student: &Loaded, max_length: usize, num_labels: usize, device: &Device) -> Result<BertForSequenceClassification, String> {
+    let t = load_model(&d.teacher, max_length, num_labels, false, device).map_err(|e| format!("distillation.teacher: {e}"))?;
+    if t.missing.iter().any(|m| m.starts_with("classifier")) {
+        return Err(format!(
+            "distillation.teacher: {} has no classifier head for {num_labels} labels; the teacher must be a fine-tuned model, e.g. the output_dir of bert_dense.toml",
+            t.dir.display()
+        ));
+    }
+    if t.config.vocab_size != student.config.vocab_size {
+        return Err(format!("distillation.teacher: {} has a vocabulary of {} tokens, the student {}", t.dir.display(), t.config.vocab_size, student.config.vocab_size));
+    }
+    tracing::info!("distillation teacher: {} ({} layers)", t.dir.display(), t.config.num_hidden_layers);
+    Ok(t.model)
 }
 
 /// Predictions and mean loss over `items`, in batches, on a model without autodiff.
@@ -131,6 +152,11 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
     let data: EncodedData = data::encode(&ds, &loaded.tokenizer)?;
     tracing::info!("tokenised {} examples in {:.1}s", data.train.len() + data.validation.len() + data.test.len(), t0.elapsed().as_secs_f64());
     let num_labels = data.label_names.len();
+    // → teacher (distillation): a dense fine-tuned model on the plain device, no gradients.
+    let teacher = match &exp.distillation {
+        None => None,
+        Some(d) => Some(load_teacher(d, &loaded, exp.model.max_length, num_labels, &device)?),
+    };
     let batcher = Batcher { pad_id: loaded.tokenizer.pad_id, max_length: exp.model.max_length };
 
     let t = &exp.train;
@@ -172,7 +198,15 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
         let batch = batcher.batch(&items, &train_device);
         pruner.apply_masks(&mut model, step);
         let logits = model.forward(batch.input_ids, batch.token_type_ids, batch.attention_mask);
-        let mut loss: Tensor<1> = cross_entropy(logits, batch.labels);
+        let mut loss: Tensor<1> = match (&teacher, &exp.distillation) {
+            (Some(teacher), Some(d)) => {
+                let tb = batcher.batch(&items, &device);
+                let teacher_logits = teacher.forward(tb.input_ids, tb.token_type_ids, tb.attention_mask);
+                let teacher_logits = Tensor::<2>::from_data(teacher_logits.into_data(), &train_device);
+                distillation_kl(logits.clone(), teacher_logits, d.temperature) * d.alpha_distil + cross_entropy(logits, batch.labels) * d.alpha_ce
+            }
+            _ => cross_entropy(logits, batch.labels),
+        };
         if let Some(extra) = pruner.loss_term(&model, step) {
             loss = loss + extra;
         }
@@ -209,7 +243,7 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
         if t.eval_every > 0 && done % t.eval_every == 0 && done < total_steps {
             let es = Instant::now();
             let mut eval_model = model.valid();
-            pruner.apply_masks(&mut eval_model, step);
+            pruner.eval_masks(&mut eval_model, step);
             let m = evaluate(&eval_model, &data.validation, &batcher, t.eval_batch_size, num_labels, &device);
             eval_secs += es.elapsed().as_secs_f64();
             log.write(&serde_json::json!({"step": done, "split": "validation", "accuracy": m.accuracy, "f1": m.f1, "loss": m.loss}));
@@ -221,7 +255,14 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
     // Final masks folded into the weights: the model that is saved is the model that is measured.
     let es = Instant::now();
     let mut final_model = model.valid();
-    pruner.finalize(&mut final_model, total_steps.saturating_sub(1));
+    let last = total_steps.saturating_sub(1);
+    // The final masks are saved beside the model (masks.safetensors) before they are folded in.
+    pruner.eval_masks(&mut final_model, last);
+    if t.save_model && final_model.prunable_layers().iter().any(|(_, l)| l.mask.is_some()) {
+        let n = models::checkpoint::save_masks(&final_model, &out.join("masks.safetensors")).map_err(|e| e.to_string())?;
+        tracing::info!("wrote {n} masks to {}", out.join("masks.safetensors").display());
+    }
+    pruner.finalize(&mut final_model, last);
     let sparsity = SparsityReport::measure(&final_model);
     let validation = evaluate(&final_model, &data.validation, &batcher, t.eval_batch_size, num_labels, &device);
     let test = (!data.test.is_empty() && data.test.iter().all(|i| i.label.is_some()))

@@ -84,14 +84,43 @@ fn movement_run_prunes_as_scheduled_and_its_checkpoint_reloads() {
     let (ckpt, data, out) = (tmp("ckpt"), tmp("data"), tmp("out"));
     write_checkpoint(&ckpt);
     write_tsvs(&data);
-    for method in ["movement", "magnitude"] {
+    for method in ["movement", "magnitude", "soft_movement", "l0"] {
         let out = out.join(method);
-        let exp = experiment(&ckpt, &data, &out, method);
+        let mut exp = experiment(&ckpt, &data, &out, method);
+        if method == "soft_movement" {
+            exp.pruning.final_threshold = 0.5;
+        }
+        if method == "l0" {
+            // 12 steps: the gates must be able to close (log α from 2.197 to below −2.4).
+            exp.pruning.lambda = Some(2000.0);
+            exp.pruning.scores_lr = Some(1.0);
+        }
         let s = train_loop::run(&exp, Path::new("test.toml")).unwrap();
         assert_eq!(s.steps, 12);
-        // Exactly the scheduled count per matrix: round(0.3 × numel) of every matrix.
+        match method {
+            // Exactly the scheduled count per matrix: round(0.3 × numel) of every matrix.
+            "movement" | "magnitude" => {
+                for m in &s.per_matrix {
+                    assert_eq!(m.numel - m.zeros, kept_count(m.numel, 0.3), "{method} {}", m.name);
+                }
+            }
+            // Sparsity is an outcome: it must exist, and soft movement keeps its 0.5% floor.
+            _ => {
+                assert!(s.prunable_sparsity > 0.0, "{method}: nothing pruned");
+                if method == "soft_movement" {
+                    for m in &s.per_matrix {
+                        assert!(m.numel - m.zeros >= (m.numel as f64 * 0.005) as usize + 1, "{method} {}", m.name);
+                    }
+                }
+            }
+        }
+        // The masks are saved beside the model, with HF names, and agree with the zeros.
+        let masks = models::checkpoint::read_masks(&out.join("masks.safetensors")).unwrap();
+        assert_eq!(masks.len(), s.per_matrix.len());
         for m in &s.per_matrix {
-            assert_eq!(m.numel - m.zeros, kept_count(m.numel, 0.3), "{method} {}", m.name);
+            let (keep, shape) = &masks[&format!("{}.weight_mask", m.name)];
+            assert_eq!(shape.iter().product::<usize>(), m.numel);
+            assert_eq!(keep.iter().filter(|&&k| k == 0).count(), m.zeros, "{method} {}", m.name);
         }
         assert_eq!(s.per_matrix.len(), 2 * 6);
         assert!(s.validation.n == 16 && s.test.as_ref().unwrap().n == 12);
@@ -154,7 +183,7 @@ fn dense_run_learns_a_separable_task() {
         &format!(
             "name = \"learn\"\ndevice = \"ndarray\"\noutput_dir = \"{}\"\n[model]\nsource = \"{}\"\nmax_length = 16\n\
              [data]\nkind = \"glue_tsv\"\ntrain = \"{d}/train.tsv\"\nvalidation = \"{d}/dev.tsv\"\ncolumns = {{ text_a = \"sentence\" }}\n\
-             [train]\nepochs = 20\nbatch_size = 8\nlr = 1e-3\n[pruning]\nmethod = \"none\"\n",
+             [train]\nepochs = 40\nbatch_size = 8\nlr = 1e-3\n[pruning]\nmethod = \"none\"\n",
             out.display(),
             ckpt.display(),
             d = data.display()
@@ -173,4 +202,30 @@ fn dense_run_learns_a_separable_task() {
     assert!(losses.last().unwrap() < &(losses[0] - 0.05), "training loss falls: {losses:?}");
     assert_eq!(s.validation.accuracy, 1.0, "the words decide the label");
     assert_eq!(s.prunable_sparsity, 0.0);
+}
+
+#[test]
+fn distillation_uses_a_fine_tuned_teacher_and_refuses_a_headless_one() {
+    let (ckpt, data, out) = (tmp("kd-ckpt"), tmp("kd-data"), tmp("kd-out"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    // The teacher: a dense run's output directory.
+    let mut dense = experiment(&ckpt, &data, &out.join("teacher"), "none");
+    dense.train.epochs = 6.0;
+    let teacher = train_loop::run(&dense, Path::new("teacher.toml")).unwrap();
+    assert_eq!(teacher.prunable_sparsity, 0.0);
+    let with_teacher = |teacher: &Path, alpha_ce: f64| {
+        let mut exp = experiment(&ckpt, &data, &out.join("student"), "movement");
+        exp.distillation = Some(experiment::DistillationSection { teacher: teacher.display().to_string(), alpha_distil: 1.0, alpha_ce, temperature: 2.0 });
+        exp
+    };
+    // Pure distillation (α_ce = 0): the student learns the labels from the teacher alone.
+    let mut exp = with_teacher(&out.join("teacher"), 0.0);
+    exp.train.epochs = 6.0;
+    exp.pruning.final_density = 0.9;
+    let s = train_loop::run(&exp, Path::new("student.toml")).unwrap();
+    assert!(s.validation.accuracy >= teacher.validation.accuracy - 0.13, "student {} vs teacher {}", s.validation.accuracy, teacher.validation.accuracy);
+    // The pretrained checkpoint has no classifier head: not a teacher.
+    let err = train_loop::run(&with_teacher(&ckpt, 0.5), Path::new("student.toml")).unwrap_err();
+    assert!(err.contains("distillation.teacher") && err.contains("classifier"), "{err}");
 }

@@ -4,3 +4,5 @@ pub mod dense;
 pub mod magnitude;
 pub mod movement;
 pub mod random;
+pub mod soft_movement;
+pub mod l0;

@@ -1,11 +1,12 @@
 //! Hard movement pruning (Sanh, Wolf & Rush 2020): one learned score per weight, initialised
-//! to 0; the forward pass keeps the top-v fraction of scores of each matrix; the scores learn
+//! to 0; the forward pass keeps the top-v fraction of scores of each matrix (or of all matrices
+//! together with `scope = "global"`); the scores learn
 //! through the straight-through estimator, so ∂L/∂S_ij = (∂L/∂a_i)·W_ij·x_j, which accumulates
 //! −W·∂L/∂W: weights moving away from zero gain score. Masked weights keep getting score
 //! updates. Scores have their own AdamW group (lr 1e-2 by default, no weight decay).
 
-use crate::mask::{straight_through, topk_mask};
-use crate::schedule::{kept_count, CubicSchedule};
+use crate::mask::straight_through;
+use crate::schedule::CubicSchedule;
 use crate::{ParamGroupSpec, Pruner, Scope};
 use burn::module::Param;
 use burn::tensor::Tensor;
@@ -13,7 +14,6 @@ use models::PrunableModel;
 
 pub struct Movement {
     schedule: CubicSchedule,
-    #[allow(dead_code)]
     scope: Scope,
     scores_lr: f64,
 }
@@ -40,10 +40,13 @@ impl Pruner for Movement {
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
         let density = self.schedule.density(step);
-        for (name, layer) in model.prunable_layers_mut() {
-            let scores = layer.mask_scores.as_ref().unwrap_or_else(|| panic!("{name}: movement scores missing; Pruner::init not called")).val();
-            let [r, c] = scores.dims();
-            let hard = topk_mask(scores.clone(), kept_count(r * c, density));
+        let mut layers = model.prunable_layers_mut();
+        let scores: Vec<_> = layers
+            .iter()
+            .map(|(name, l)| l.mask_scores.as_ref().unwrap_or_else(|| panic!("{name}: movement scores missing; Pruner::init not called")).val())
+            .collect();
+        let hard = self.scope.topk_masks(&scores, density);
+        for (((_, layer), hard), scores) in layers.iter_mut().zip(hard).zip(scores) {
             layer.mask = Some(straight_through(hard, scores));
         }
     }
