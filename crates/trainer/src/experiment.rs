@@ -37,6 +37,9 @@ pub struct Experiment {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistillationSection {
+    /// Switch distillation off without removing the section (sweeps vary this).
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// The teacher: a fine-tuned checkpoint directory with the same labels, e.g. the
     /// `output_dir` of `bert_dense.toml` (any model source string is accepted).
     pub teacher: String,
@@ -48,6 +51,9 @@ pub struct DistillationSection {
     pub temperature: f64,
 }
 
+fn yes() -> bool {
+    true
+}
 fn half() -> f64 {
     0.5
 }

@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod optim;
 pub mod report;
 pub mod source;
+pub mod sweep;
 pub mod train_loop;

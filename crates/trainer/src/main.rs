@@ -4,9 +4,10 @@
 //! trainer experiments/bert_movement.toml [--set train.lr=1e-4 ...]   # = trainer run ...
 //! trainer encode --model minilm --input sentences.txt
 //! trainer bench --device cpu --batch-size 32 --seq-len 128
+//! trainer sweep experiments/sweep_movement_paper.toml           # table.md + table.csv
 //! ```
 
-use trainer::{bench, encode, experiment, train_loop};
+use trainer::{bench, encode, experiment, sweep, train_loop};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,6 +39,14 @@ enum Command {
     Encode(encode::EncodeArgs),
     /// Time training steps on random-initialised shapes and write JSON.
     Bench(bench::BenchArgs),
+    /// Run a sweep file (a base experiment and its variants) and write table.md + table.csv.
+    Sweep {
+        /// Sweep file (TOML).
+        sweep: PathBuf,
+        /// Check every run's configuration and print the plan; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +60,11 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(args),
         Some(Command::Encode(args)) => encode::main(args),
         Some(Command::Bench(args)) => bench::main(args),
+        Some(Command::Sweep { sweep: path, dry_run: true }) => sweep::dry_run(&path),
+        Some(Command::Sweep { sweep: path, dry_run: false }) => sweep::run(&path).map(|rows| {
+            let failed = rows.iter().filter(|r| r.error.is_some()).count();
+            println!("sweep: {} runs ({failed} failed); tables in table.md and table.csv", rows.len());
+        }),
         None => run(cli.run),
     };
     match result {

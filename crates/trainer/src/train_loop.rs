@@ -26,6 +26,10 @@ pub struct Summary {
     pub model_source: String,
     pub device: String,
     pub pruning_method: String,
+    /// The scheduled final kept fraction (top-k methods); soft movement and L0 reach theirs.
+    pub target_density: Option<f64>,
+    /// The teacher, when the run distilled.
+    pub distilled_from: Option<String>,
     pub steps: usize,
     pub epochs: f64,
     pub batch_size: usize,
@@ -153,7 +157,8 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
     tracing::info!("tokenised {} examples in {:.1}s", data.train.len() + data.validation.len() + data.test.len(), t0.elapsed().as_secs_f64());
     let num_labels = data.label_names.len();
     // → teacher (distillation): a dense fine-tuned model on the plain device, no gradients.
-    let teacher = match &exp.distillation {
+    let distillation = exp.distillation.as_ref().filter(|d| d.enabled);
+    let teacher = match distillation {
         None => None,
         Some(d) => Some(load_teacher(d, &loaded, exp.model.max_length, num_labels, &device)?),
     };
@@ -198,7 +203,7 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
         let batch = batcher.batch(&items, &train_device);
         pruner.apply_masks(&mut model, step);
         let logits = model.forward(batch.input_ids, batch.token_type_ids, batch.attention_mask);
-        let mut loss: Tensor<1> = match (&teacher, &exp.distillation) {
+        let mut loss: Tensor<1> = match (&teacher, distillation) {
             (Some(teacher), Some(d)) => {
                 let tb = batcher.batch(&items, &device);
                 let teacher_logits = teacher.forward(tb.input_ids, tb.token_type_ids, tb.attention_mask);
@@ -282,6 +287,8 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
         model_source: exp.model.source.clone(),
         device: sel.name.clone(),
         pruning_method: pruner.name().into(),
+        target_density: matches!(exp.pruning.method, pruners::Method::Magnitude | pruners::Method::Movement | pruners::Method::Random).then_some(exp.pruning.final_density),
+        distilled_from: distillation.map(|d| d.teacher.clone()),
         steps: total_steps,
         epochs: t.epochs,
         batch_size: t.batch_size,

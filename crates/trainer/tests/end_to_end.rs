@@ -45,7 +45,11 @@ fn write_tsvs(dir: &Path) {
 }
 
 fn experiment(ckpt: &Path, data: &Path, out: &Path, method: &str) -> experiment::Experiment {
-    let text = format!(
+    experiment::parse(&experiment_text(ckpt, data, out, method), &[]).unwrap()
+}
+
+fn experiment_text(ckpt: &Path, data: &Path, out: &Path, method: &str) -> String {
+    format!(
         r#"
 name = "e2e-{method}"
 device = "ndarray"
@@ -75,8 +79,7 @@ scores_lr = 0.1
         out = out.display(),
         ckpt = ckpt.display(),
         data = data.display()
-    );
-    experiment::parse(&text, &[]).unwrap()
+    )
 }
 
 #[test]
@@ -216,7 +219,7 @@ fn distillation_uses_a_fine_tuned_teacher_and_refuses_a_headless_one() {
     assert_eq!(teacher.prunable_sparsity, 0.0);
     let with_teacher = |teacher: &Path, alpha_ce: f64| {
         let mut exp = experiment(&ckpt, &data, &out.join("student"), "movement");
-        exp.distillation = Some(experiment::DistillationSection { teacher: teacher.display().to_string(), alpha_distil: 1.0, alpha_ce, temperature: 2.0 });
+        exp.distillation = Some(experiment::DistillationSection { enabled: true, teacher: teacher.display().to_string(), alpha_distil: 1.0, alpha_ce, temperature: 2.0 });
         exp
     };
     // Pure distillation (α_ce = 0): the student learns the labels from the teacher alone.
@@ -228,4 +231,44 @@ fn distillation_uses_a_fine_tuned_teacher_and_refuses_a_headless_one() {
     // The pretrained checkpoint has no classifier head: not a teacher.
     let err = train_loop::run(&with_teacher(&ckpt, 0.5), Path::new("student.toml")).unwrap_err();
     assert!(err.contains("distillation.teacher") && err.contains("classifier"), "{err}");
+}
+
+#[test]
+fn sweep_runs_the_grid_writes_the_table_and_resumes() {
+    let (ckpt, data, out) = (tmp("sweep-ckpt"), tmp("sweep-data"), tmp("sweep-out"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    std::fs::write(out.join("base.toml"), experiment_text(&ckpt, &data, &out.join("unused"), "movement")).unwrap();
+    let sweep_file = out.join("sweep.toml");
+    std::fs::write(
+        &sweep_file,
+        format!(
+            "base = \"base.toml\"\noutput_dir = \"{}\"\nskip_existing = true\n\
+             [[run]]\nname = \"dense\"\nset = {{ \"pruning.method\" = \"none\" }}\n\
+             [grid]\n\"pruning.method\" = [\"magnitude\", \"movement\"]\n\"pruning.final_density\" = [0.5, 0.25]\n",
+            out.join("runs").display()
+        ),
+    )
+    .unwrap();
+    let rows = trainer::sweep::run(&sweep_file).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["dense", "magnitude-0.5", "magnitude-0.25", "movement-0.5", "movement-0.25"]);
+    let csv = std::fs::read_to_string(out.join("runs/table.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 6, "{csv}");
+    // Each row reports the sparsity it measured: the scheduled one for the top-k methods.
+    for (line, (method, remaining)) in lines[1..].iter().zip([("dense", "100.00%"), ("magnitude", "50.00%"), ("magnitude", "25.00%"), ("movement", "50.00%"), ("movement", "25.00%")]) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!((cells[1], cells[4]), (method, remaining), "{line}");
+    }
+    assert!(std::fs::read_to_string(out.join("runs/table.md")).unwrap().lines().count() == 2 + 1 + 5);
+    // Resume: a second call reuses every summary instead of training again.
+    let before = std::fs::metadata(out.join("runs/movement-0.25/summary.json")).unwrap().modified().unwrap();
+    let again = trainer::sweep::run(&sweep_file).unwrap();
+    assert_eq!(again.len(), 5);
+    assert_eq!(std::fs::metadata(out.join("runs/movement-0.25/summary.json")).unwrap().modified().unwrap(), before);
+    // A misspelt key in the grid stops the sweep before any run starts, naming the key.
+    std::fs::write(&sweep_file, "base = \"base.toml\"\noutput_dir = \"x\"\n[grid]\n\"pruning.final_densty\" = [0.5]\n").unwrap();
+    let err = trainer::sweep::run(&sweep_file).unwrap_err();
+    assert!(err.contains("final_densty") && err.contains("base.toml"), "{err}");
 }
