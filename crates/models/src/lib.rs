@@ -10,4 +10,6 @@ pub mod layers;
 pub mod linear;
 
 pub use bert::{BertConfig, BertForSequenceClassification, BertModel, BertOutputs};
-pub use linear::{PrunableLinear, PrunableModel};
+pub use linear::{Axis, PrunableLinear, PrunableModel, UnitGroup};
+
+pub mod compact;

@@ -68,4 +68,30 @@ pub trait PrunableModel {
     fn prunable_layers(&self) -> Vec<(String, &PrunableLinear)>;
     /// The same layers, mutably, in the same order.
     fn prunable_layers_mut(&mut self) -> Vec<(String, &mut PrunableLinear)>;
+    /// The structural units (attention heads, FFN neurons) and the slices of the prunable
+    /// matrices each one owns; empty when the model declares none.
+    fn unit_groups(&self) -> Vec<UnitGroup> {
+        Vec::new()
+    }
+}
+
+/// Which side of a `[d_out, d_in]` weight a unit owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    /// Rows (output units), e.g. one head's rows of Q, K and V.
+    Rows,
+    /// Columns (input units), e.g. one head's columns of the attention output projection.
+    Cols,
+}
+
+/// `count` units of `width` consecutive rows/columns each, in every member matrix: unit `u`
+/// owns indices `u·width .. (u+1)·width` of each member along its axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitGroup {
+    /// e.g. `bert.encoder.layer.3.attention.heads`, `bert.encoder.layer.3.ffn.neurons`.
+    pub name: String,
+    pub count: usize,
+    pub width: usize,
+    /// (index into `prunable_layers()`, axis).
+    pub members: Vec<(usize, Axis)>,
 }

@@ -9,6 +9,7 @@ pub mod mask;
 pub mod methods;
 pub mod schedule;
 pub mod stats;
+pub mod units;
 
 use burn::tensor::Tensor;
 use models::PrunableModel;
@@ -94,6 +95,28 @@ impl Scope {
     }
 }
 
+/// What is removed: single weights, or whole units (attention heads and FFN neurons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// Unstructured: any weight (sparse matrices of the original shapes).
+    #[default]
+    Weight,
+    /// Structured: whole heads and FFN neurons, scored by summing their weights' scores, the
+    /// same fraction per layer; the result compacts into a smaller dense model.
+    Unit,
+}
+
+impl Granularity {
+    /// Hard masks for `scores` (one per prunable matrix) at `density`.
+    pub fn masks(self, scope: Scope, groups: &[models::UnitGroup], scores: &[Tensor<2>], density: f64) -> Vec<Tensor<2>> {
+        match self {
+            Granularity::Weight => scope.topk_masks(scores, density),
+            Granularity::Unit => units::unit_masks(groups, scores, density),
+        }
+    }
+}
+
 /// The `[pruning]` section of an experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +147,9 @@ pub struct PruningConfig {
     pub lambda: Option<f64>,
     #[serde(default)]
     pub scope: Scope,
+    /// `"weight"` (default) or `"unit"` (heads and FFN neurons; magnitude and movement).
+    #[serde(default)]
+    pub granularity: Granularity,
     /// Seed of the random baseline's scores.
     #[serde(default)]
     pub seed: u64,
@@ -160,6 +186,7 @@ impl Default for PruningConfig {
             final_threshold: final_threshold(),
             lambda: None,
             scope: Scope::PerMatrix,
+            granularity: Granularity::Weight,
             seed: 0,
         }
     }
@@ -200,6 +227,14 @@ impl PruningConfig {
                 self.warmup_steps, self.cooldown_steps, total_steps
             ));
         }
+        if self.granularity == Granularity::Unit {
+            if !matches!(self.method, Method::Magnitude | Method::Movement) {
+                return Err(format!("pruning.granularity = \"unit\" applies to magnitude and movement, not {:?}", self.method));
+            }
+            if self.scope == Scope::Global {
+                return Err("pruning.granularity = \"unit\" keeps the same fraction of units in every layer; pruning.scope must be \"per_matrix\"".into());
+            }
+        }
         let schedule = CubicSchedule {
             initial_density: self.initial_density,
             final_density: self.final_density,
@@ -209,8 +244,8 @@ impl PruningConfig {
         };
         Ok(match self.method {
             Method::None => Box::new(methods::dense::Dense),
-            Method::Magnitude => Box::new(methods::magnitude::Magnitude::new(schedule, self.scope)),
-            Method::Movement => Box::new(methods::movement::Movement::new(schedule, self.scope, scores_lr)),
+            Method::Magnitude => Box::new(methods::magnitude::Magnitude::new(schedule, self.scope).with_granularity(self.granularity)),
+            Method::Movement => Box::new(methods::movement::Movement::new(schedule, self.scope, scores_lr).with_granularity(self.granularity)),
             Method::SoftMovement => {
                 let threshold = CubicSchedule { initial_density: 0.0, final_density: self.final_threshold, ..schedule };
                 Box::new(methods::soft_movement::SoftMovement::new(threshold, lambda, scores_lr))

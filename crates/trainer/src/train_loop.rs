@@ -45,10 +45,20 @@ pub struct Summary {
     pub total_params: usize,
     pub total_nonzero: usize,
     pub per_matrix: Vec<pruners::stats::MatrixSparsity>,
+    /// Structured runs: the compacted model that was saved (heads and FFN width per layer,
+    /// parameters before and after) and its test metrics, which must equal the masked model's.
+    pub compaction: Option<Compaction>,
     pub train_seconds: f64,
     pub eval_seconds: f64,
     pub wall_seconds: f64,
     pub train_samples_per_second: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Compaction {
+    #[serde(flatten)]
+    pub report: models::compact::CompactionReport,
+    pub test: Option<ClassMetrics>,
 }
 
 /// The model, its tokenizer and config, ready on `device`.
@@ -263,7 +273,8 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
     let last = total_steps.saturating_sub(1);
     // The final masks are saved beside the model (masks.safetensors) before they are folded in.
     pruner.eval_masks(&mut final_model, last);
-    if t.save_model && final_model.prunable_layers().iter().any(|(_, l)| l.mask.is_some()) {
+    // (Structured runs save the compacted model instead, whose shapes no longer match the masks.)
+    if t.save_model && exp.pruning.granularity != pruners::Granularity::Unit && final_model.prunable_layers().iter().any(|(_, l)| l.mask.is_some()) {
         let n = models::checkpoint::save_masks(&final_model, &out.join("masks.safetensors")).map_err(|e| e.to_string())?;
         tracing::info!("wrote {n} masks to {}", out.join("masks.safetensors").display());
     }
@@ -278,8 +289,21 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
         log.write(&serde_json::json!({"step": total_steps, "split": "test", "accuracy": m.accuracy, "f1": m.f1, "loss": m.loss}));
     }
     let (total_params, total_nonzero) = count_params(&final_model);
+    // Structured runs end in a physically smaller model: removed heads and neurons are cut out.
+    let mut compaction = None;
+    let mut saved = (final_model.clone(), loaded.config.clone());
+    if exp.pruning.granularity == pruners::Granularity::Unit {
+        let (small, small_config, report) = models::compact::compact(&final_model, &loaded.config);
+        tracing::info!(
+            "compacted: heads per layer {:?}, FFN widths {:?}, {} → {} parameters",
+            report.heads.iter().map(Vec::len).collect::<Vec<_>>(), report.ffn_widths, report.params_before, report.params_after
+        );
+        let test = test.as_ref().map(|_| evaluate(&small, &data.test, &batcher, t.eval_batch_size, num_labels, &device));
+        compaction = Some(Compaction { report, test });
+        saved = (small, small_config);
+    }
     if t.save_model {
-        save_checkpoint(&final_model, &loaded.config, &loaded.dir, &data.label_names, out)?;
+        save_checkpoint(&saved.0, &saved.1, &loaded.dir, &data.label_names, out)?;
     }
     let summary = Summary {
         name: exp.name.clone(),
@@ -302,6 +326,7 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
         total_params,
         total_nonzero,
         per_matrix: sparsity.per_matrix,
+        compaction,
         train_seconds: train_secs,
         eval_seconds: eval_secs,
         wall_seconds: wall.elapsed().as_secs_f64(),

@@ -272,3 +272,40 @@ fn sweep_runs_the_grid_writes_the_table_and_resumes() {
     let err = trainer::sweep::run(&sweep_file).unwrap_err();
     assert!(err.contains("final_densty") && err.contains("base.toml"), "{err}");
 }
+
+#[test]
+fn structured_run_saves_a_compacted_model_with_the_same_predictions() {
+    let (ckpt, data, out) = (tmp("unit-ckpt"), tmp("unit-data"), tmp("unit-out"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    for method in ["magnitude", "movement"] {
+        let out = out.join(method);
+        let mut exp = experiment(&ckpt, &data, &out, method);
+        exp.pruning.granularity = pruners::Granularity::Unit;
+        exp.pruning.final_density = 0.5;
+        let s = train_loop::run(&exp, Path::new("test.toml")).unwrap();
+        let c = s.compaction.as_ref().expect("structured runs compact");
+        // tiny: 4 heads and 32 neurons per layer → 2 heads and 16 neurons.
+        assert_eq!(c.report.heads.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2], "{method}");
+        assert_eq!(c.report.ffn_widths, vec![16, 16]);
+        let (small, masked) = (c.test.as_ref().unwrap(), s.test.as_ref().unwrap());
+        assert_eq!((small.accuracy, small.f1), (masked.accuracy, masked.f1), "{method}: compacted and masked models agree");
+        assert!((small.loss - masked.loss).abs() < 1e-5, "{method}");
+        assert!(!out.join("masks.safetensors").exists());
+        // The saved model is the small one; its config.json says so, and it reloads by it.
+        let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(cfg["intermediate_size"], 16);
+        assert_eq!(cfg["pruned_heads"].as_object().unwrap().len(), 2);
+        #[allow(deprecated)]
+        let device = Device::ndarray();
+        let loaded = train_loop::load_model(out.to_str().unwrap(), 16, 2, false, &device).unwrap();
+        assert!(loaded.missing.is_empty(), "{:?}", loaded.missing);
+        assert_eq!(loaded.model.bert.encoder.layer[0].attention.self_.num_heads, 2);
+        let ds = trainer::data::load(&exp.data).unwrap();
+        let enc = trainer::data::encode(&ds, &loaded.tokenizer).unwrap();
+        let batcher = datasets::Batcher { pad_id: 0, max_length: 16 };
+        let m = train_loop::evaluate(&loaded.model, &enc.test, &batcher, 5, 2, &device);
+        assert_eq!(m.accuracy, s.test.as_ref().unwrap().accuracy);
+        assert!((m.loss - s.test.as_ref().unwrap().loss).abs() < 1e-5);
+    }
+}

@@ -35,6 +35,14 @@ pub struct BertConfig {
     pub initializer_range: f64,
     #[serde(default = "default_ln_eps")]
     pub layer_norm_eps: f64,
+    /// Heads removed per layer (Hugging Face's `pruned_heads`: layer index → head indices).
+    /// `transformers` rebuilds the smaller Q/K/V from it when loading.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub pruned_heads: std::collections::BTreeMap<String, Vec<usize>>,
+    /// Per-layer FFN widths of a compacted model (this project's key; `transformers` reads
+    /// only `intermediate_size`, which is the width of every layer when all are equal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediate_sizes: Option<Vec<usize>>,
 }
 
 fn default_act() -> String { "gelu".into() }
@@ -65,6 +73,17 @@ impl BertConfig {
                 self.num_attention_heads, self.hidden_size
             ));
         }
+        for (layer, heads) in &self.pruned_heads {
+            let i: usize = layer.parse().map_err(|_| format!("field `pruned_heads`: layer key {layer:?} is not a number"))?;
+            if i >= self.num_hidden_layers || heads.iter().any(|&h| h >= self.num_attention_heads) {
+                return Err(format!("field `pruned_heads`: layer {layer} heads {heads:?} out of range"));
+            }
+        }
+        if let Some(sizes) = &self.intermediate_sizes {
+            if sizes.len() != self.num_hidden_layers {
+                return Err(format!("field `intermediate_sizes`: {} entries for {} layers", sizes.len(), self.num_hidden_layers));
+            }
+        }
         for (name, v) in [("hidden_dropout_prob", self.hidden_dropout_prob), ("attention_probs_dropout_prob", self.attention_probs_dropout_prob)] {
             if !(0.0..1.0).contains(&v) {
                 return Err(format!("field `{name}`: expected a probability in [0, 1), found {v}"));
@@ -89,6 +108,19 @@ impl BertConfig {
             type_vocab_size: 2,
             initializer_range: 0.02,
             layer_norm_eps: 1e-12,
+            pruned_heads: Default::default(),
+            intermediate_sizes: None,
         }
+    }
+
+    /// Heads kept in layer `i` (in order), after `pruned_heads`.
+    pub fn kept_heads(&self, i: usize) -> Vec<usize> {
+        let pruned = self.pruned_heads.get(&i.to_string()).cloned().unwrap_or_default();
+        (0..self.num_attention_heads).filter(|h| !pruned.contains(h)).collect()
+    }
+
+    /// FFN width of layer `i`.
+    pub fn intermediate_size_of(&self, i: usize) -> usize {
+        self.intermediate_sizes.as_ref().map_or(self.intermediate_size, |v| v[i])
     }
 }

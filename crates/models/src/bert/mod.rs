@@ -16,7 +16,7 @@ use burn::tensor::activation::{gelu, softmax, tanh};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::layers::{Embedding, LayerNorm};
-use crate::linear::{PrunableLinear, PrunableModel};
+use crate::linear::{Axis, PrunableLinear, PrunableModel, UnitGroup};
 
 /// Word + position + token-type embeddings, then LayerNorm and dropout.
 #[derive(Module, Debug)]
@@ -120,10 +120,13 @@ pub struct BertLayer {
 }
 
 impl BertLayer {
-    fn new(c: &BertConfig, device: &Device) -> Self {
+    /// Layer `i` of `c`, with its own head count and FFN width (compacted models).
+    fn new(c: &BertConfig, i: usize, device: &Device) -> Self {
         let (hid, std) = (c.hidden_size, c.initializer_range);
         let head_dim = hid / c.num_attention_heads;
-        let attn = c.num_attention_heads * head_dim;
+        let num_heads = c.kept_heads(i).len();
+        let ffn = c.intermediate_size_of(i);
+        let attn = num_heads * head_dim;
         let residual = |d_in| BertResidualOutput {
             dense: PrunableLinear::new(d_in, hid, std, device),
             LayerNorm: LayerNorm::new(hid, c.layer_norm_eps, device),
@@ -136,15 +139,15 @@ impl BertLayer {
                     key: PrunableLinear::new(hid, attn, std, device),
                     value: PrunableLinear::new(hid, attn, std, device),
                     dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
-                    num_heads: c.num_attention_heads,
+                    num_heads,
                     head_dim,
                 },
                 output: residual(attn),
             },
             intermediate: BertIntermediate {
-                dense: PrunableLinear::new(hid, c.intermediate_size, std, device),
+                dense: PrunableLinear::new(hid, ffn, std, device),
             },
-            output: residual(c.intermediate_size),
+            output: residual(ffn),
         }
     }
 
@@ -213,7 +216,7 @@ impl BertModel {
         Self {
             embeddings: BertEmbeddings::new(c, device),
             encoder: BertEncoder {
-                layer: (0..c.num_hidden_layers).map(|_| BertLayer::new(c, device)).collect(),
+                layer: (0..c.num_hidden_layers).map(|i| BertLayer::new(c, i, device)).collect(),
             },
             pooler: BertPooler {
                 dense: PrunableLinear::new(c.hidden_size, c.hidden_size, c.initializer_range, device),
@@ -298,6 +301,30 @@ impl PrunableModel for BertForSequenceClassification {
             for (name, lin) in layer.prunable_mut() {
                 out.push((format!("bert.encoder.layer.{i}.{name}"), lin));
             }
+        }
+        out
+    }
+
+    /// Per layer: its heads (rows of Q, K, V; columns of the attention output) and its FFN
+    /// neurons (rows of the intermediate dense; columns of the output dense). Indices follow
+    /// the order of `prunable_layers` (six matrices per layer).
+    fn unit_groups(&self) -> Vec<UnitGroup> {
+        let mut out = Vec::new();
+        for (i, layer) in self.bert.encoder.layer.iter().enumerate() {
+            let base = 6 * i;
+            let s = &layer.attention.self_;
+            out.push(UnitGroup {
+                name: format!("bert.encoder.layer.{i}.attention.heads"),
+                count: s.num_heads,
+                width: s.head_dim,
+                members: vec![(base, Axis::Rows), (base + 1, Axis::Rows), (base + 2, Axis::Rows), (base + 3, Axis::Cols)],
+            });
+            out.push(UnitGroup {
+                name: format!("bert.encoder.layer.{i}.ffn.neurons"),
+                count: layer.intermediate.dense.dims()[0],
+                width: 1,
+                members: vec![(base + 4, Axis::Rows), (base + 5, Axis::Cols)],
+            });
         }
         out
     }

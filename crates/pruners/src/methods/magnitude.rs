@@ -1,22 +1,30 @@
 //! Magnitude pruning (baseline): keep the largest |W| of each matrix (`scope = "per_matrix"`) or
-//! of all prunable weights together (`scope = "global"`), on the cubic schedule. The masks are
+//! of all prunable weights together (`scope = "global"`), or with `granularity = "unit"` the
+//! heads and FFN neurons of largest L1 norm in each layer, on the cubic schedule. The masks are
 //! recomputed whenever the scheduled density changes; between changes the pruned weights get
 //! zero gradient through the mask, so the kept set stays the same.
 
 use crate::schedule::CubicSchedule;
-use crate::{Pruner, Scope};
+use crate::{Granularity, Pruner, Scope};
 use models::PrunableModel;
 
 pub struct Magnitude {
     schedule: CubicSchedule,
     scope: Scope,
+    granularity: Granularity,
     /// The density the current masks were built for (no host sync to find out).
     built_for: Option<f64>,
 }
 
 impl Magnitude {
     pub fn new(schedule: CubicSchedule, scope: Scope) -> Self {
-        Self { schedule, scope, built_for: None }
+        Self { schedule, scope, granularity: Granularity::Weight, built_for: None }
+    }
+
+    /// Whole heads and FFN neurons (L1 norm of each unit) instead of single weights.
+    pub fn with_granularity(mut self, granularity: Granularity) -> Self {
+        self.granularity = granularity;
+        self
     }
 }
 
@@ -27,6 +35,7 @@ impl Pruner for Magnitude {
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
         let density = self.schedule.density(step);
+        let groups = if self.granularity == Granularity::Unit { model.unit_groups() } else { Vec::new() };
         let mut layers = model.prunable_layers_mut();
         let has_masks = layers.iter().all(|(_, l)| l.mask.is_some());
         let up_to_date = if has_masks { self.built_for == Some(density) } else { density >= 1.0 };
@@ -34,7 +43,7 @@ impl Pruner for Magnitude {
             return;
         }
         let magnitudes: Vec<_> = layers.iter().map(|(_, l)| l.weight.val().abs()).collect();
-        for ((_, layer), mask) in layers.iter_mut().zip(self.scope.topk_masks(&magnitudes, density)) {
+        for ((_, layer), mask) in layers.iter_mut().zip(self.granularity.masks(self.scope, &groups, &magnitudes, density)) {
             layer.mask = Some(mask);
         }
         self.built_for = Some(density);

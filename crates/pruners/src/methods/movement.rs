@@ -1,13 +1,14 @@
 //! Hard movement pruning (Sanh, Wolf & Rush 2020): one learned score per weight, initialised
 //! to 0; the forward pass keeps the top-v fraction of scores of each matrix (or of all matrices
-//! together with `scope = "global"`); the scores learn
+//! together with `scope = "global"`; whole heads and FFN neurons by summed scores with
+//! `granularity = "unit"`); the scores learn
 //! through the straight-through estimator, so ∂L/∂S_ij = (∂L/∂a_i)·W_ij·x_j, which accumulates
 //! −W·∂L/∂W: weights moving away from zero gain score. Masked weights keep getting score
 //! updates. Scores have their own AdamW group (lr 1e-2 by default, no weight decay).
 
 use crate::mask::straight_through;
 use crate::schedule::CubicSchedule;
-use crate::{ParamGroupSpec, Pruner, Scope};
+use crate::{Granularity, ParamGroupSpec, Pruner, Scope};
 use burn::module::Param;
 use burn::tensor::Tensor;
 use models::PrunableModel;
@@ -15,12 +16,19 @@ use models::PrunableModel;
 pub struct Movement {
     schedule: CubicSchedule,
     scope: Scope,
+    granularity: Granularity,
     scores_lr: f64,
 }
 
 impl Movement {
     pub fn new(schedule: CubicSchedule, scope: Scope, scores_lr: f64) -> Self {
-        Self { schedule, scope, scores_lr }
+        Self { schedule, scope, granularity: Granularity::Weight, scores_lr }
+    }
+
+    /// Whole heads and FFN neurons, each scored by the sum of its weights' movement scores.
+    pub fn with_granularity(mut self, granularity: Granularity) -> Self {
+        self.granularity = granularity;
+        self
     }
 }
 
@@ -40,12 +48,13 @@ impl Pruner for Movement {
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
         let density = self.schedule.density(step);
+        let groups = if self.granularity == Granularity::Unit { model.unit_groups() } else { Vec::new() };
         let mut layers = model.prunable_layers_mut();
         let scores: Vec<_> = layers
             .iter()
             .map(|(name, l)| l.mask_scores.as_ref().unwrap_or_else(|| panic!("{name}: movement scores missing; Pruner::init not called")).val())
             .collect();
-        let hard = self.scope.topk_masks(&scores, density);
+        let hard = self.granularity.masks(self.scope, &groups, &scores, density);
         for (((_, layer), hard), scores) in layers.iter_mut().zip(hard).zip(scores) {
             layer.mask = Some(straight_through(hard, scores));
         }

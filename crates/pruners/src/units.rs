@@ -1,0 +1,63 @@
+//! Structured masks: whole attention heads and FFN neurons, from per-weight scores.
+//!
+//! A unit's score is the sum of its weights' scores over every slice it owns (for magnitude
+//! pruning, |W| summed: the unit's L1 norm; for movement pruning, the movement scores summed).
+//! Each group (one layer's heads, one layer's neurons) keeps the `round(density × count)` best
+//! units, at least one, so every layer keeps the same fraction and stays connected. The unit
+//! mask is then expanded to the rows and columns each unit owns.
+
+use burn::tensor::{Tensor, TensorData};
+use models::{Axis, UnitGroup};
+
+/// Score per unit of `group`, `[count]`: the sum of `scores` over the unit's slices.
+pub fn unit_scores(group: &UnitGroup, scores: &[Tensor<2>]) -> Tensor<1> {
+    let (n, w) = (group.count, group.width);
+    let parts: Vec<Tensor<1>> = group
+        .members
+        .iter()
+        .map(|&(m, axis)| {
+            let s = scores[m].clone();
+            let [r, c] = s.dims();
+            match axis {
+                Axis::Rows => s.reshape([n, w * c]).sum_dim(1).reshape([n]),
+                Axis::Cols => s.reshape([r, n, w]).sum_dim(2).sum_dim(0).reshape([n]),
+            }
+        })
+        .collect();
+    parts.into_iter().reduce(|a, b| a + b).expect("a group has members")
+}
+
+/// A 0/1 mask over `count` units keeping the `k` best (ties: lowest index first).
+pub fn keep_best(scores: &[f32], k: usize) -> Vec<f32> {
+    crate::mask::topk_mask_values(scores, k)
+}
+
+/// Expands a unit mask `[count]` to the `[d_out, d_in]` mask of a member matrix.
+pub fn expand(keep: &Tensor<1>, width: usize, axis: Axis, dims: [usize; 2]) -> Tensor<2> {
+    let count = keep.dims()[0];
+    let per_index = keep.clone().reshape([count, 1]).expand([count, width]).reshape([count * width]);
+    match axis {
+        Axis::Rows => per_index.reshape([dims[0], 1]).expand(dims),
+        Axis::Cols => per_index.reshape([1, dims[1]]).expand(dims),
+    }
+}
+
+/// Number of units a group of `count` keeps at `density` (at least one).
+pub fn kept_units(count: usize, density: f64) -> usize {
+    ((count as f64 * density).round() as usize).clamp(1, count)
+}
+
+/// Hard masks for every prunable matrix (index = position in `prunable_layers()`): the units
+/// of each group kept by their summed `scores`; matrices in no group keep everything.
+pub fn unit_masks(groups: &[UnitGroup], scores: &[Tensor<2>], density: f64) -> Vec<Tensor<2>> {
+    let mut masks: Vec<Option<Tensor<2>>> = vec![None; scores.len()];
+    for g in groups {
+        let device = scores[g.members[0].0].device();
+        let s: Vec<f32> = unit_scores(g, scores).detach().to_data().convert::<f32>().try_to_vec().expect("f32 unit scores");
+        let keep = Tensor::<1>::from_data(TensorData::new(keep_best(&s, kept_units(g.count, density)), [g.count]), &device);
+        for &(m, axis) in &g.members {
+            masks[m] = Some(expand(&keep, g.width, axis, scores[m].dims()));
+        }
+    }
+    masks.into_iter().zip(scores).map(|(m, s)| m.unwrap_or_else(|| Tensor::ones(s.dims(), &s.device()))).collect()
+}
