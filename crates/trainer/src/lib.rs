@@ -9,6 +9,7 @@ pub mod data;
 pub mod device;
 pub mod encode;
 pub mod experiment;
+pub mod latency;
 pub mod loss;
 pub mod metrics;
 pub mod optim;

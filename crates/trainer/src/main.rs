@@ -4,10 +4,11 @@
 //! trainer experiments/bert_movement.toml [--set train.lr=1e-4 ...]   # = trainer run ...
 //! trainer encode --model minilm --input sentences.txt
 //! trainer bench --device cpu --batch-size 32 --seq-len 128
+//! trainer latency --device cpu --keep 0.5,0.25                  # dense vs compacted
 //! trainer sweep experiments/sweep_movement_paper.toml           # table.md + table.csv
 //! ```
 
-use trainer::{bench, encode, experiment, sweep, train_loop};
+use trainer::{bench, encode, experiment, latency, sweep, train_loop};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ enum Command {
     Encode(encode::EncodeArgs),
     /// Time training steps on random-initialised shapes and write JSON.
     Bench(bench::BenchArgs),
+    /// Inference latency: dense vs compacted structured vs unstructured sparsity (JSON).
+    Latency(latency::LatencyArgs),
     /// Run a sweep file (a base experiment and its variants) and write table.md + table.csv.
     Sweep {
         /// Sweep file (TOML).
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(args),
         Some(Command::Encode(args)) => encode::main(args),
         Some(Command::Bench(args)) => bench::main(args),
+        Some(Command::Latency(args)) => latency::main(args),
         Some(Command::Sweep { sweep: path, dry_run: true }) => sweep::dry_run(&path),
         Some(Command::Sweep { sweep: path, dry_run: false }) => sweep::run(&path).map(|rows| {
             let failed = rows.iter().filter(|r| r.error.is_some()).count();

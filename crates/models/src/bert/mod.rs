@@ -13,6 +13,8 @@ pub use config::BertConfig;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::{gelu, softmax, tanh};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::layers::{Embedding, LayerNorm};
@@ -77,10 +79,18 @@ impl BertSelfAttention {
         let split = |t: Tensor<3>| t.reshape([batch, seq, h, d]).swap_dims(1, 2); // [b, h, seq, d]
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
-        let scores = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt() + mask_bias; // [b, h, seq, seq]
-        let probs = self.dropout.forward(softmax(scores, 3));
-        probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, h * d]) // [b, seq, h*d]
+        let v = split(self.value.forward(x.clone()));
+        let context = if x.device().is_autodiff() {
+            // Training: explicit, so that dropout acts on the attention probabilities.
+            let scores = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt() + mask_bias; // [b, h, seq, seq]
+            let probs = self.dropout.forward(softmax(scores, 3));
+            probs.matmul(v)
+        } else {
+            // Inference: the backend's fused attention (same formula, no dropout).
+            let bias = mask_bias.expand([batch, h, seq, seq]);
+            attention(q, k, v, None, Some(bias), AttentionModuleOptions { scale: Some(1.0 / (d as f64).sqrt()), softcap: None, is_causal: false })
+        };
+        context.swap_dims(1, 2).reshape([batch, seq, h * d]) // [b, seq, h*d]
     }
 }
 
