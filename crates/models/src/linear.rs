@@ -95,3 +95,30 @@ pub struct UnitGroup {
     /// (index into `prunable_layers()`, axis).
     pub members: Vec<(usize, Axis)>,
 }
+
+/// Activations of every unit on calibration data (see `unit_groups`).
+#[derive(Debug, Clone)]
+pub struct UnitActivations {
+    /// Per unit group, `[tokens, count·width]`: unit `u` is columns `u·width .. (u+1)·width`.
+    pub groups: Vec<Tensor<2>>,
+    /// The row (token) of each sequence's CLS token.
+    pub cls_rows: Vec<usize>,
+    /// The model's output per sequence, `[sequences, labels]`.
+    pub output: Tensor<2>,
+}
+
+impl UnitActivations {
+    /// Concatenates the activations of several calibration batches.
+    pub fn concat(parts: Vec<UnitActivations>) -> Self {
+        let mut offset = 0;
+        let mut cls_rows = Vec::new();
+        for p in &parts {
+            cls_rows.extend(p.cls_rows.iter().map(|r| r + offset));
+            offset += p.groups[0].dims()[0];
+        }
+        let n = parts[0].groups.len();
+        let groups = (0..n).map(|g| Tensor::cat(parts.iter().map(|p| p.groups[g].clone()).collect(), 0)).collect();
+        let output = Tensor::cat(parts.iter().map(|p| p.output.clone()).collect(), 0);
+        Self { groups, cls_rows, output }
+    }
+}

@@ -47,6 +47,13 @@ pub trait Pruner: Send {
     fn loss_term(&self, _model: &dyn PrunableModel, _step: usize) -> Option<Tensor<1>> {
         None
     }
+    /// Before step `step`: how many calibration examples the method wants the activations of
+    /// (structured methods that score units from data); `None` for most methods.
+    fn calibration_request(&self, _step: usize) -> Option<usize> {
+        None
+    }
+    /// The activations asked for by `calibration_request`, on the evaluation copy's device.
+    fn calibrate(&mut self, _model: &mut dyn PrunableModel, _acts: &models::UnitActivations) {}
     /// After the optimizer step.
     fn after_step(&mut self, _model: &mut dyn PrunableModel, _step: usize) {}
     /// Fold the final masks into the weights (pruned weights become exactly 0) and drop the
@@ -150,13 +157,19 @@ pub struct PruningConfig {
     /// `"weight"` (default) or `"unit"` (heads and FFN neurons; magnitude and movement).
     #[serde(default)]
     pub granularity: Granularity,
-    /// Seed of the random baseline's scores.
+    /// Seed of the random baseline's scores (and of MI's target projection).
     #[serde(default)]
     pub seed: u64,
+    /// `mi_layerwise`: training examples whose activations score the units.
+    #[serde(default = "calibration_samples")]
+    pub calibration_samples: usize,
 }
 
 fn one() -> f64 {
     1.0
+}
+fn calibration_samples() -> usize {
+    256
 }
 fn final_threshold() -> f64 {
     0.1
@@ -172,6 +185,8 @@ pub enum Method {
     SoftMovement,
     L0,
     Random,
+    /// Layer-wise structured pruning by mutual information (heads and FFN neurons).
+    MiLayerwise,
 }
 
 impl Default for PruningConfig {
@@ -188,11 +203,17 @@ impl Default for PruningConfig {
             scope: Scope::PerMatrix,
             granularity: Granularity::Weight,
             seed: 0,
+            calibration_samples: calibration_samples(),
         }
     }
 }
 
 impl PruningConfig {
+    /// Whether the run removes whole units (and so ends in a compacted model).
+    pub fn is_structured(&self) -> bool {
+        self.granularity == Granularity::Unit || self.method == Method::MiLayerwise
+    }
+
     /// Validates the ranges and builds the pruner for a run of `total_steps` steps.
     /// Errors name the key.
     pub fn build(&self, total_steps: usize) -> Result<Box<dyn Pruner>, String> {
@@ -251,6 +272,12 @@ impl PruningConfig {
                 Box::new(methods::soft_movement::SoftMovement::new(threshold, lambda, scores_lr))
             }
             Method::L0 => Box::new(methods::l0::L0::new(lambda, scores_lr)),
+            Method::MiLayerwise => {
+                if self.calibration_samples == 0 {
+                    return Err("pruning.calibration_samples: expected at least 1".into());
+                }
+                Box::new(methods::mi_layerwise::MiLayerwise::new(self.warmup_steps, self.final_density, self.calibration_samples, self.seed))
+            }
             Method::Random => Box::new(methods::random::Random::new(schedule, self.seed)),
         })
     }

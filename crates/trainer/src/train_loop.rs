@@ -210,6 +210,21 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
         }
         let st = Instant::now();
         let items: Vec<&EncodedItem> = order[pos * t.batch_size..((pos + 1) * t.batch_size).min(order.len())].iter().map(|&i| &data.train[i]).collect();
+        if let Some(n) = pruner.calibration_request(step) {
+            // Unit activations of the first n training examples, on the model as it is now.
+            let cs = Instant::now();
+            let eval_model = model.valid();
+            let calib: Vec<&EncodedItem> = data.train.iter().take(n).collect();
+            let parts = calib
+                .chunks(t.eval_batch_size)
+                .map(|chunk| {
+                    let b = batcher.batch(chunk, &device);
+                    eval_model.unit_activations(b.input_ids, b.token_type_ids, b.attention_mask)
+                })
+                .collect();
+            pruner.calibrate(&mut model, &models::UnitActivations::concat(parts));
+            bar.suspend(|| tracing::info!("step {step}: {} scored the units on {} calibration examples in {:.1}s", pruner.name(), calib.len(), cs.elapsed().as_secs_f64()));
+        }
         let batch = batcher.batch(&items, &train_device);
         pruner.apply_masks(&mut model, step);
         let logits = model.forward(batch.input_ids, batch.token_type_ids, batch.attention_mask);
@@ -274,7 +289,7 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
     // The final masks are saved beside the model (masks.safetensors) before they are folded in.
     pruner.eval_masks(&mut final_model, last);
     // (Structured runs save the compacted model instead, whose shapes no longer match the masks.)
-    if t.save_model && exp.pruning.granularity != pruners::Granularity::Unit && final_model.prunable_layers().iter().any(|(_, l)| l.mask.is_some()) {
+    if t.save_model && !exp.pruning.is_structured() && final_model.prunable_layers().iter().any(|(_, l)| l.mask.is_some()) {
         let n = models::checkpoint::save_masks(&final_model, &out.join("masks.safetensors")).map_err(|e| e.to_string())?;
         tracing::info!("wrote {n} masks to {}", out.join("masks.safetensors").display());
     }
@@ -292,7 +307,7 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
     // Structured runs end in a physically smaller model: removed heads and neurons are cut out.
     let mut compaction = None;
     let mut saved = (final_model.clone(), loaded.config.clone());
-    if exp.pruning.granularity == pruners::Granularity::Unit {
+    if exp.pruning.is_structured() {
         let (small, small_config, report) = models::compact::compact(&final_model, &loaded.config);
         tracing::info!(
             "compacted: heads per layer {:?}, FFN widths {:?}, {} → {} parameters",

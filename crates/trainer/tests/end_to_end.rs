@@ -278,10 +278,13 @@ fn structured_run_saves_a_compacted_model_with_the_same_predictions() {
     let (ckpt, data, out) = (tmp("unit-ckpt"), tmp("unit-data"), tmp("unit-out"));
     write_checkpoint(&ckpt);
     write_tsvs(&data);
-    for method in ["magnitude", "movement"] {
+    for method in ["magnitude", "movement", "mi_layerwise"] {
         let out = out.join(method);
         let mut exp = experiment(&ckpt, &data, &out, method);
-        exp.pruning.granularity = pruners::Granularity::Unit;
+        if method != "mi_layerwise" {
+            exp.pruning.granularity = pruners::Granularity::Unit;
+        }
+        exp.pruning.calibration_samples = 20;
         exp.pruning.final_density = 0.5;
         let s = train_loop::run(&exp, Path::new("test.toml")).unwrap();
         let c = s.compaction.as_ref().expect("structured runs compact");

@@ -73,7 +73,8 @@ impl BertSelfAttention {
     /// # Shapes
     /// - x: `[batch, seq, hidden]`, mask_bias: `[batch, 1, 1, seq]`
     /// - output: `[batch, seq, num_heads * head_dim]`
-    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
+    /// Each head's context vectors, `[batch, seq, num_heads, head_dim]`.
+    fn forward_heads(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<4> {
         let [batch, seq, _] = x.dims();
         let (h, d) = (self.num_heads, self.head_dim);
         let split = |t: Tensor<3>| t.reshape([batch, seq, h, d]).swap_dims(1, 2); // [b, h, seq, d]
@@ -90,7 +91,7 @@ impl BertSelfAttention {
             let bias = mask_bias.expand([batch, h, seq, seq]);
             attention(q, k, v, None, Some(bias), AttentionModuleOptions { scale: Some(1.0 / (d as f64).sqrt()), softcap: None, is_causal: false })
         };
-        context.swap_dims(1, 2).reshape([batch, seq, h * d]) // [b, seq, h*d]
+        context.swap_dims(1, 2) // [b, seq, h, d]
     }
 }
 
@@ -162,10 +163,18 @@ impl BertLayer {
     }
 
     fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
-        let context = self.attention.self_.forward(x.clone(), mask_bias);
-        let x = self.attention.output.forward(context, x);
+        self.forward_units(x, mask_bias).0
+    }
+
+    /// The block's output and what its units computed: the heads' context vectors flattened
+    /// `[batch, seq, heads·head_dim]` and the FFN neurons after GELU `[batch, seq, ffn]`.
+    fn forward_units(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+        let [batch, seq, _] = x.dims();
+        let s = &self.attention.self_;
+        let context = s.forward_heads(x.clone(), mask_bias).reshape([batch, seq, s.num_heads * s.head_dim]);
+        let x = self.attention.output.forward(context.clone(), x);
         let h = gelu(self.intermediate.dense.forward(x.clone())); // [b, seq, ffn]
-        self.output.forward(h, x)
+        (self.output.forward(h.clone(), x), context, h)
     }
 
     /// The six prunable matrices of the block, with their Hugging Face names.
@@ -291,6 +300,36 @@ impl BertForSequenceClassification {
     ) -> Tensor<2> {
         let out = self.bert.forward(input_ids, token_type_ids, attention_mask, false);
         self.classifier.forward(self.dropout.forward(out.pooler_output))
+    }
+}
+
+impl BertForSequenceClassification {
+    /// What every unit computes on a batch (for unit-scoring methods such as layer-wise mutual
+    /// information): per unit group, in `unit_groups()` order, the activations of its units at
+    /// every non-padding token, `[tokens, count·width]`; the row of each sequence's CLS token;
+    /// and the logits `[batch, labels]`.
+    pub fn unit_activations(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> crate::linear::UnitActivations {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let valid: Vec<i64> = attention_mask.clone().to_data().convert::<i64>().try_to_vec().expect("i64 mask");
+        let rows: Vec<i64> = (0..batch * seq).filter(|&i| valid[i] != 0).map(|i| i as i64).collect();
+        let cls_rows: Vec<usize> = (0..batch).map(|b| rows.iter().position(|&r| r == (b * seq) as i64).expect("CLS is a token")).collect();
+        let rows = Tensor::<1, Int>::from_data(burn::tensor::TensorData::new(rows.clone(), [rows.len()]), &device);
+        let mask_bias = (attention_mask.float().neg() + 1.0).reshape([batch, 1, 1, seq]) * -1.0e9;
+        let mut x = self.bert.embeddings.forward(input_ids, token_type_ids);
+        let mut groups = Vec::new();
+        for layer in &self.bert.encoder.layer {
+            let (out, heads, neurons) = layer.forward_units(x, mask_bias.clone());
+            for t in [heads, neurons] {
+                let [_, _, w] = t.dims();
+                groups.push(t.reshape([batch * seq, w]).select(0, rows.clone()));
+            }
+            x = out;
+        }
+        let [_, _, hidden] = x.dims();
+        let cls = x.slice([0..batch, 0..1, 0..hidden]).reshape([batch, hidden]);
+        let output = self.classifier.forward(tanh(self.bert.pooler.dense.forward(cls)));
+        crate::linear::UnitActivations { groups, cls_rows, output }
     }
 }
 

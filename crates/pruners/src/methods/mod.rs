@@ -6,3 +6,4 @@ pub mod movement;
 pub mod random;
 pub mod soft_movement;
 pub mod l0;
+pub mod mi_layerwise;
