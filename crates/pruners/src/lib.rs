@@ -249,8 +249,8 @@ impl PruningConfig {
             ));
         }
         if self.granularity == Granularity::Unit {
-            if !matches!(self.method, Method::Magnitude | Method::Movement) {
-                return Err(format!("pruning.granularity = \"unit\" applies to magnitude and movement, not {:?}", self.method));
+            if !matches!(self.method, Method::Magnitude | Method::Movement | Method::MiLayerwise) {
+                return Err(format!("pruning.granularity = \"unit\" applies to magnitude, movement and mi_layerwise, not {:?}", self.method));
             }
             if self.scope == Scope::Global {
                 return Err("pruning.granularity = \"unit\" keeps the same fraction of units in every layer; pruning.scope must be \"per_matrix\"".into());
