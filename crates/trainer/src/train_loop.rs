@@ -326,7 +326,7 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
         model_source: exp.model.source.clone(),
         device: sel.name.clone(),
         pruning_method: pruner.name().into(),
-        target_density: matches!(exp.pruning.method, pruners::Method::Magnitude | pruners::Method::Movement | pruners::Method::Random).then_some(exp.pruning.final_density),
+        target_density: matches!(exp.pruning.method, pruners::Method::Magnitude | pruners::Method::Movement | pruners::Method::Random | pruners::Method::MiLayerwise).then_some(exp.pruning.final_density),
         distilled_from: distillation.map(|d| d.teacher.clone()),
         steps: total_steps,
         epochs: t.epochs,
