@@ -180,7 +180,6 @@ pub fn write_safetensors(
     metadata: Option<std::collections::HashMap<String, String>>,
     path: &Path,
 ) -> Result<(), CheckpointError> {
-    let p = path.display().to_string();
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
         .map(|(name, data)| {
@@ -189,13 +188,23 @@ pub fn write_safetensors(
             (name.clone(), raw, data.shape().as_slice().to_vec())
         })
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+    write_raw(&bytes, Dtype::F32, metadata, path)
+}
+
+/// Writes `(name, little-endian bytes, shape)` tensors of one dtype atomically (temp + rename).
+fn write_raw(
+    tensors: &[(String, Vec<u8>, Vec<usize>)],
+    dtype: Dtype,
+    metadata: Option<std::collections::HashMap<String, String>>,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    let p = path.display().to_string();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
-        .map(|(n, raw, shape)| (n.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), raw).expect("consistent view")))
+        .map(|(n, raw, shape)| (n.clone(), safetensors::tensor::TensorView::new(dtype, shape.clone(), raw).expect("consistent view")))
         .collect();
     let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(views, metadata, &tmp)
-        .map_err(|e| CheckpointError::Corrupt { path: p.clone(), msg: e.to_string() })?;
+    safetensors::serialize_to_file(views, metadata, &tmp).map_err(|e| CheckpointError::Corrupt { path: p.clone(), msg: e.to_string() })?;
     std::fs::rename(&tmp, path).map_err(|source| CheckpointError::Io { path: p, source })?;
     Ok(())
 }
@@ -210,7 +219,6 @@ pub fn save_safetensors<M: Module>(module: &M, path: &Path) -> Result<(), Checkp
 /// `<HF layer name>.weight_mask` (the name `torch.nn.utils.prune` uses), atomically. Returns how
 /// many masks were written. Load in PyTorch with `safetensors.torch.load_file`.
 pub fn save_masks(model: &dyn crate::PrunableModel, path: &Path) -> Result<usize, CheckpointError> {
-    let p = path.display().to_string();
     let masks: Vec<(String, Vec<u8>, Vec<usize>)> = model
         .prunable_layers()
         .into_iter()
@@ -221,13 +229,7 @@ pub fn save_masks(model: &dyn crate::PrunableModel, path: &Path) -> Result<usize
             Some((format!("{name}.weight_mask"), keep, shape))
         })
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = masks
-        .iter()
-        .map(|(n, raw, shape)| (n.clone(), safetensors::tensor::TensorView::new(Dtype::U8, shape.clone(), raw).expect("consistent view")))
-        .collect();
-    let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(views, None, &tmp).map_err(|e| CheckpointError::Corrupt { path: p.clone(), msg: e.to_string() })?;
-    std::fs::rename(&tmp, path).map_err(|source| CheckpointError::Io { path: p, source })?;
+    write_raw(&masks, Dtype::U8, None, path)?;
     Ok(masks.len())
 }
 

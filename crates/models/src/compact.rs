@@ -57,7 +57,7 @@ fn slice_linear(lin: &PrunableLinear, rows: Option<&Tensor<1, Int>>, cols: Optio
 }
 
 fn count_params(model: &BertForSequenceClassification) -> usize {
-    crate::checkpoint::named_tensors(model).iter().map(|(_, d)| d.shape().num_elements()).sum()
+    burn::module::Module::num_params(model)
 }
 
 /// The compacted model and its configuration (`pruned_heads` in original head indices, as

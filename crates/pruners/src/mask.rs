@@ -89,6 +89,26 @@ pub fn global_topk_masks(scores: &[Tensor<2>], k: usize) -> Vec<Tensor<2>> {
         .collect()
 }
 
+/// Adds a score tensor filled with `value`, shaped like its weight, to every prunable layer that
+/// has none (the learned-score methods: movement, soft movement, L0).
+pub fn init_scores(model: &mut dyn PrunableModel, value: f64) {
+    for (_, layer) in model.prunable_layers_mut() {
+        if layer.mask_scores.is_none() {
+            let w = layer.weight.val();
+            layer.mask_scores = Some(burn::module::Param::from_tensor(Tensor::full(w.dims(), value, &w.device())));
+        }
+    }
+}
+
+/// The current scores of every prunable layer, in `prunable_layers` order.
+pub fn scores(model: &dyn PrunableModel, method: &str) -> Vec<Tensor<2>> {
+    model
+        .prunable_layers()
+        .iter()
+        .map(|(name, l)| l.mask_scores.as_ref().unwrap_or_else(|| panic!("{name}: {method} scores missing; Pruner::init not called")).val())
+        .collect()
+}
+
 /// Folds every mask into its weight (`W ← W ⊙ M`), then drops masks and scores.
 pub fn fold_masks(model: &mut dyn PrunableModel) {
     for (_, layer) in model.prunable_layers_mut() {

@@ -9,7 +9,6 @@
 //! that L0 runs keep at 1). The sparsity reached is an outcome of λ and is measured and reported.
 
 use crate::{ParamGroupSpec, Pruner};
-use burn::module::Param;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Distribution, Tensor};
 use models::PrunableModel;
@@ -48,13 +47,6 @@ impl L0 {
         sigmoid(scores - BETA * (-LIMIT_LEFT / LIMIT_RIGHT).ln())
     }
 
-    fn scores(model: &mut dyn PrunableModel) -> Vec<Tensor<2>> {
-        model
-            .prunable_layers()
-            .iter()
-            .map(|(name, l)| l.mask_scores.as_ref().unwrap_or_else(|| panic!("{name}: L0 scores missing; Pruner::init not called")).val())
-            .collect()
-    }
 }
 
 impl Pruner for L0 {
@@ -63,16 +55,11 @@ impl Pruner for L0 {
     }
 
     fn init(&mut self, model: &mut dyn PrunableModel) {
-        for (_, layer) in model.prunable_layers_mut() {
-            if layer.mask_scores.is_none() {
-                let w = layer.weight.val();
-                layer.mask_scores = Some(Param::from_tensor(Tensor::full(w.dims(), SCORE_INIT, &w.device())));
-            }
-        }
+        crate::mask::init_scores(model, SCORE_INIT);
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, _step: usize) {
-        let scores = Self::scores(model);
+        let scores = crate::mask::scores(model, "L0");
         // Measured on the deterministic mask, one host sync for all matrices.
         let kept: Vec<f32> = Tensor::cat(scores.iter().map(|s| Self::eval_mask(s.clone().detach()).greater_elem(0.0).float().sum()).collect(), 0)
             .to_data()
@@ -89,7 +76,7 @@ impl Pruner for L0 {
     }
 
     fn eval_masks(&mut self, model: &mut dyn PrunableModel, _step: usize) {
-        let scores = Self::scores(model);
+        let scores = crate::mask::scores(model, "L0");
         for ((_, layer), s) in model.prunable_layers_mut().into_iter().zip(scores) {
             layer.mask = Some(Self::eval_mask(s.detach()));
         }

@@ -9,8 +9,6 @@
 use crate::mask::straight_through;
 use crate::schedule::CubicSchedule;
 use crate::{Granularity, ParamGroupSpec, Pruner, Scope};
-use burn::module::Param;
-use burn::tensor::Tensor;
 use models::PrunableModel;
 
 pub struct Movement {
@@ -38,22 +36,14 @@ impl Pruner for Movement {
     }
 
     fn init(&mut self, model: &mut dyn PrunableModel) {
-        for (_, layer) in model.prunable_layers_mut() {
-            if layer.mask_scores.is_none() {
-                let w = layer.weight.val();
-                layer.mask_scores = Some(Param::from_tensor(Tensor::zeros(w.dims(), &w.device())));
-            }
-        }
+        crate::mask::init_scores(model, 0.0);
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
         let density = self.schedule.density(step);
         let groups = if self.granularity == Granularity::Unit { model.unit_groups() } else { Vec::new() };
+        let scores = crate::mask::scores(model, "movement");
         let mut layers = model.prunable_layers_mut();
-        let scores: Vec<_> = layers
-            .iter()
-            .map(|(name, l)| l.mask_scores.as_ref().unwrap_or_else(|| panic!("{name}: movement scores missing; Pruner::init not called")).val())
-            .collect();
         let hard = self.granularity.masks(self.scope, &groups, &scores, density);
         for (((_, layer), hard), scores) in layers.iter_mut().zip(hard).zip(scores) {
             layer.mask = Some(straight_through(hard, scores));

@@ -8,7 +8,6 @@
 use crate::mask::{straight_through, topk_mask};
 use crate::schedule::CubicSchedule;
 use crate::{ParamGroupSpec, Pruner};
-use burn::module::Param;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::Tensor;
 use models::PrunableModel;
@@ -53,21 +52,13 @@ impl Pruner for SoftMovement {
     }
 
     fn init(&mut self, model: &mut dyn PrunableModel) {
-        for (_, layer) in model.prunable_layers_mut() {
-            if layer.mask_scores.is_none() {
-                let w = layer.weight.val();
-                layer.mask_scores = Some(Param::from_tensor(Tensor::zeros(w.dims(), &w.device())));
-            }
-        }
+        crate::mask::init_scores(model, 0.0);
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
         let tau = self.tau(step) as f32;
+        let scores = crate::mask::scores(model, "soft movement");
         let mut layers = model.prunable_layers_mut();
-        let scores: Vec<Tensor<2>> = layers
-            .iter()
-            .map(|(name, l)| l.mask_scores.as_ref().unwrap_or_else(|| panic!("{name}: soft movement scores missing; Pruner::init not called")).val())
-            .collect();
         let hard: Vec<Tensor<2>> = scores.iter().map(|s| sigmoid(s.clone().detach()).greater_elem(tau).float()).collect();
         // One host sync for all the kept counts.
         let counts: Vec<f32> = Tensor::cat(hard.iter().map(|h| h.clone().sum()).collect(), 0).to_data().convert::<f32>().try_to_vec().expect("f32 counts");
