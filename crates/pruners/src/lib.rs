@@ -62,6 +62,16 @@ pub trait Pruner: Send {
         self.eval_masks(model, step);
         mask::fold_masks(model);
     }
+    /// Bookkeeping a resumed run needs besides the model's parameters (scores included) and the
+    /// hard masks in force, which the trainer checkpoints itself. `Null` for stateless methods.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// Restores [`Pruner::state`] on resume; `model` already holds the checkpointed parameters
+    /// and the masks of the checkpointed step.
+    fn load_state(&mut self, _state: &serde_json::Value, _model: &dyn PrunableModel) -> Result<(), String> {
+        Ok(())
+    }
     /// Parameter groups with their own learning rate (e.g. scores).
     fn param_groups(&self) -> Vec<ParamGroupSpec> {
         Vec::new()

@@ -32,6 +32,19 @@ fn real_gpu() -> Option<Selected> {
     Some(Selected { device, name: gpu.name, is_gpu: true })
 }
 
+impl Selected {
+    /// Makes this device burn's default for the process (`BURN_DEVICE`) when it is a CPU
+    /// backend: burn puts some state on the default device (a loaded optimizer record), and
+    /// with the GPU backends compiled in that default would otherwise be a (software) GPU.
+    pub fn make_default(&self) {
+        if self.is_gpu || std::env::var_os("BURN_DEVICE").is_some() {
+            return;
+        }
+        let name = if self.name.contains("ndarray") { "ndarray" } else { "flex" };
+        std::env::set_var("BURN_DEVICE", name);
+    }
+}
+
 pub fn select(choice: DeviceChoice) -> Result<Selected, String> {
     let selected = match choice {
         DeviceChoice::Auto => match real_gpu() {

@@ -162,6 +162,21 @@ pub struct TrainSection {
     /// Save the final model (masks folded in) as model.safetensors.
     #[serde(default = "default_true")]
     pub save_model: bool,
+    /// Write a checkpoint (model, optimizer, pruner state, data position) every N steps, so an
+    /// interrupted run continues with `--resume`. Default: at every evaluation; 0 = never.
+    #[serde(default)]
+    pub checkpoint_every: Option<usize>,
+    /// How many of the newest checkpoints to keep while the run goes on.
+    #[serde(default = "default_keep_checkpoints")]
+    pub keep_checkpoints: usize,
+    /// Keep the checkpoints once the run has finished (by default they are deleted: the final
+    /// model is the result).
+    #[serde(default)]
+    pub keep_checkpoints_after_run: bool,
+}
+
+fn default_keep_checkpoints() -> usize {
+    2
 }
 
 fn default_wd() -> f64 {

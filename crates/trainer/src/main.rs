@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! trainer experiments/bert_movement.toml [--set train.lr=1e-4 ...]   # = trainer run ...
+//! trainer experiments/bert_movement.toml --resume                     # after a crash or kill
 //! trainer encode --model minilm --input sentences.txt
 //! trainer bench --device cpu --batch-size 32 --seq-len 128
 //! trainer latency --device cpu --keep 0.5,0.25                  # dense vs compacted
@@ -30,6 +31,12 @@ struct RunArgs {
     /// Override a key: --set section.key=value (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Continue an interrupted run from the newest valid checkpoint in its output_dir.
+    #[arg(long, conflicts_with = "overwrite")]
+    resume: bool,
+    /// Delete the checkpoints of an unfinished run in output_dir and start again.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(Subcommand)]
@@ -83,7 +90,7 @@ fn main() -> ExitCode {
 fn run(args: RunArgs) -> Result<(), String> {
     let path = args.experiment.ok_or("give an experiment file, e.g. `trainer experiments/quickstart.toml` (see --help)")?;
     let exp = experiment::load(&path, &args.overrides)?;
-    let s = train_loop::run(&exp, &path)?;
+    let s = train_loop::run_with(&exp, &path, train_loop::RunOptions { resume: args.resume, overwrite: args.overwrite })?;
     let test = s.test.as_ref().map(|m| format!("test accuracy {:.4} F1 {:.4}, ", m.accuracy, m.f1)).unwrap_or_default();
     println!(
         "{}: {}validation accuracy {:.4} F1 {:.4}; encoder sparsity {:.2}% ({} of {} weights remain); {} steps in {:.0}s train ({:.1} samples/s) on {}; wrote {}",

@@ -17,6 +17,27 @@ impl MetricsLog {
         Ok(Self { out: BufWriter::new(f) })
     }
 
+    /// Continues the log of a resumed run: keeps the lines up to and including `step` (what the
+    /// checkpoint had seen), drops later ones and any torn last line, and appends from there.
+    pub fn resume(path: &Path, step: usize) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                    .is_some_and(|s| s as usize <= step)
+            })
+            .collect();
+        let tmp = path.with_extension("jsonl.tmp");
+        let body: String = kept.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&tmp, body).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let f = std::fs::OpenOptions::new().append(true).open(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(Self { out: BufWriter::new(f) })
+    }
+
     pub fn write(&mut self, line: &serde_json::Value) {
         let _ = writeln!(self.out, "{line}");
         let _ = self.out.flush();

@@ -208,7 +208,8 @@ pub fn run(path: &Path) -> Result<Vec<Row>, String> {
             Row { name: p.name.clone(), summary: Some(v), error: None }
         } else {
             tracing::info!("sweep {}/{}: {} ({})", i + 1, plan.len(), p.name, p.overrides.join(" "));
-            match train_loop::run(exp, &sweep.base) {
+            // A run interrupted earlier continues from its last checkpoint.
+            match train_loop::run_with(exp, &sweep.base, train_loop::RunOptions { resume: true, overwrite: false }) {
                 Ok(s) => Row { name: p.name.clone(), summary: Some(serde_json::to_value(&s).map_err(|e| e.to_string())?), error: None },
                 Err(e) => {
                     tracing::error!("sweep run {} failed: {e}", p.name);

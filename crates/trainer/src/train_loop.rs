@@ -6,7 +6,7 @@ use crate::experiment::Experiment;
 use crate::loss::{cross_entropy, distillation_kl};
 use crate::metrics::{classification, ClassMetrics};
 use crate::report::{write_json, MetricsLog};
-use crate::{device, optim, source};
+use crate::{checkpoint, device, optim, source};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
@@ -144,17 +144,79 @@ fn count_params(model: &BertForSequenceClassification) -> (usize, usize) {
     (total, nonzero)
 }
 
+/// What to do with the checkpoints an earlier, unfinished run left in `output_dir`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Continue from the newest valid checkpoint (start from scratch when there is none).
+    pub resume: bool,
+    /// Delete the checkpoints and start again.
+    pub overwrite: bool,
+}
+
+/// The seed of the device RNG (dropout, L0 noise) for step `step`: reseeding every step makes a
+/// resumed run draw exactly what the uninterrupted run drew.
+fn step_seed(seed: u64, step: usize) -> u64 {
+    SplitMix64(seed ^ (step as u64).wrapping_mul(0xA24B_AED4_963E_E407)).next_u64()
+}
+
+/// The training order of epoch `epoch`, replayed from the seed, and the RNG state after it.
+fn epoch_order(seed: u64, n: usize, epoch: usize) -> (Vec<usize>, u64) {
+    let mut rng = SplitMix64(seed);
+    let mut order = Vec::new();
+    for _ in 0..=epoch {
+        order = (0..n).collect();
+        rng.shuffle(&mut order);
+    }
+    (order, rng.0)
+}
+
 pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> {
+    run_with(exp, experiment_path, RunOptions::default())
+}
+
+pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> Result<Summary, String> {
     let wall = Instant::now();
     let out = &exp.output_dir;
     std::fs::create_dir_all(out).map_err(|e| format!("output_dir {}: {e}", out.display()))?;
     let resolved = toml::to_string_pretty(exp).map_err(|e| e.to_string())?;
+    // An unfinished run's checkpoints are never silently thrown away.
+    let ckpt_dir = checkpoint::checkpoints_dir(out);
+    let resume_from = if opts.resume {
+        match checkpoint::latest(out)? {
+            Some((dir, state)) => {
+                if state.experiment != resolved {
+                    return Err(format!(
+                        "--resume: the experiment differs from the one {} was taken with (its resolved config is in state.json); resume with the same file and --set overrides, or start over with --overwrite",
+                        dir.display()
+                    ));
+                }
+                Some((dir, state))
+            }
+            None => {
+                tracing::info!("--resume: no checkpoint in {}; starting from step 0", ckpt_dir.display());
+                None
+            }
+        }
+    } else {
+        if ckpt_dir.exists() {
+            if opts.overwrite {
+                std::fs::remove_dir_all(&ckpt_dir).map_err(|e| format!("{}: {e}", ckpt_dir.display()))?;
+            } else if std::fs::read_dir(&ckpt_dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+                return Err(format!(
+                    "{} holds checkpoints of an unfinished run; continue it with --resume, or start over with --overwrite (deletes them)",
+                    ckpt_dir.display()
+                ));
+            }
+        }
+        None
+    };
     std::fs::write(out.join("config.toml"), format!("# resolved from {}\n{resolved}", experiment_path.display()))
         .map_err(|e| format!("cannot write {}: {e}", out.join("config.toml").display()))?;
 
     let sel = device::select(exp.device)?;
     let device = sel.device.clone();
     device.seed(exp.seed);
+    sel.make_default();
 
     // config → dataset
     let ds = data::load(&exp.data)?;
@@ -187,27 +249,55 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
     let groups = pruner.param_groups();
     let mut optim = optim::adamw(t.weight_decay, t.max_grad_norm, &groups);
     let mut lr_sched = optim::lr_schedule(t.lr, t.lr_warmup_steps, total_steps, &groups);
+    let mut start = 0;
+    let mut resumed_state = None;
+    if let Some((dir, state)) = &resume_from {
+        if state.total_steps != total_steps {
+            return Err(format!("{}: taken for a run of {} steps, this one has {total_steps}", dir.display(), state.total_steps));
+        }
+        let (m, o) = checkpoint::restore(dir, model, optim, &train_device)?;
+        model = m;
+        optim = o;
+        pruner.load_state(&state.pruner, &model).map_err(|e| format!("{}: {e}", dir.join("state.json").display()))?;
+        for _ in 0..state.step {
+            lr_sched.step();
+        }
+        start = state.step;
+        tracing::info!("resumed from {} (step {}/{total_steps})", dir.display(), state.step);
+        resumed_state = Some(state.clone());
+    }
 
     tracing::info!(
         "training {}: {} steps ({} epochs x {} batches of {}), pruning = {}, final density {}",
         exp.name, total_steps, t.epochs, steps_per_epoch, t.batch_size, pruner.name(), exp.pruning.final_density
     );
-    let mut log = MetricsLog::create(&out.join("metrics.jsonl"))?;
+    let mut log = match &resumed_state {
+        Some(s) => MetricsLog::resume(&out.join("metrics.jsonl"), s.step)?,
+        None => MetricsLog::create(&out.join("metrics.jsonl"))?,
+    };
     let bar = indicatif::ProgressBar::new(total_steps as u64);
+    bar.set_position(start as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").expect("template"));
 
     let mut order: Vec<usize> = Vec::new();
-    let mut rng = SplitMix64(exp.seed);
-    let mut train_secs = 0.0;
-    let mut eval_secs = 0.0;
-    let mut samples = 0usize;
-    let mut loss_acc = (0.0f64, 0usize);
-    for step in 0..total_steps {
+    let mut rng_state = SplitMix64(exp.seed).0;
+    let (mut train_secs, mut eval_secs, mut samples, mut loss_acc) = match &resumed_state {
+        Some(s) => (s.train_seconds, s.eval_seconds, s.samples, (s.loss_sum, s.loss_count)),
+        None => (0.0, 0.0, 0usize, (0.0f64, 0usize)),
+    };
+    let checkpoint_every = t.checkpoint_every.unwrap_or(t.eval_every);
+    for step in start..total_steps {
         let pos = step % steps_per_epoch;
-        if pos == 0 {
-            order = (0..data.train.len()).collect();
-            rng.shuffle(&mut order);
+        if pos == 0 || order.is_empty() {
+            // Replayed from the seed, so a resumed run sees the same order.
+            (order, rng_state) = epoch_order(exp.seed, data.train.len(), step / steps_per_epoch);
         }
+        if let Some(s) = resumed_state.take() {
+            if s.rng_state != rng_state {
+                return Err(format!("resume: the data order at step {step} cannot be reproduced (RNG state {} vs {}); was the dataset changed?", rng_state, s.rng_state));
+            }
+        }
+        device.seed(step_seed(exp.seed, step));
         let st = Instant::now();
         let items: Vec<&EncodedItem> = order[pos * t.batch_size..((pos + 1) * t.batch_size).min(order.len())].iter().map(|&i| &data.train[i]).collect();
         if let Some(n) = pruner.calibration_request(step) {
@@ -240,12 +330,16 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
         if let Some(extra) = pruner.loss_term(&model, step) {
             loss = loss + extra;
         }
+        if test_hook("PRUNEKIT_NAN_AT_STEP") == Some(step) {
+            loss = loss * f32::NAN; // test hook: a diverged step
+        }
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         if !loss_value.is_finite() {
             bar.finish_and_clear();
             log.write(&serde_json::json!({"step": step, "error": "non-finite loss", "loss": loss_value.to_string()}));
+            let last = checkpoint::latest(out).ok().flatten().map(|(d, _)| format!("; the last good checkpoint is {} (continue from it with --resume)", d.display())).unwrap_or_default();
             return Err(format!(
-                "step {step}: the loss is {loss_value} (NaN/Inf); stopped. Metrics up to here are in {}. Try a lower train.lr or pruning.scores_lr",
+                "step {step}: the loss is {loss_value} (NaN/Inf); stopped. Metrics up to here are in {}{last}. Try a lower train.lr or pruning.scores_lr",
                 out.join("metrics.jsonl").display()
             ));
         }
@@ -278,6 +372,30 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
             eval_secs += es.elapsed().as_secs_f64();
             log.write(&serde_json::json!({"step": done, "split": "validation", "accuracy": m.accuracy, "f1": m.f1, "loss": m.loss}));
             bar.suspend(|| tracing::info!("step {done}: validation accuracy {:.4} f1 {:.4}", m.accuracy, m.f1));
+        }
+        if checkpoint_every > 0 && done % checkpoint_every == 0 && done < total_steps {
+            let cs = Instant::now();
+            let state = checkpoint::TrainState {
+                step: done,
+                total_steps,
+                rng_state,
+                train_seconds: train_secs,
+                eval_seconds: eval_secs,
+                samples,
+                loss_sum: loss_acc.0,
+                loss_count: loss_acc.1,
+                pruner: pruner.state(),
+                experiment: resolved.clone(),
+                sha256: Default::default(),
+            };
+            let dir = checkpoint::save(out, &model, &optim, state, t.keep_checkpoints.max(1))?;
+            bar.suspend(|| tracing::info!("step {done}: checkpoint {} ({:.1}s)", dir.display(), cs.elapsed().as_secs_f64()));
+            if let Some(n) = test_hook("PRUNEKIT_CRASH_AFTER_CHECKPOINT") {
+                if n == done {
+                    // Test hook: die like `kill -9` (no unwinding, no cleanup) right here.
+                    std::process::abort();
+                }
+            }
         }
     }
     bar.finish_and_clear();
@@ -348,7 +466,20 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
         train_samples_per_second: samples as f64 / train_secs.max(1e-9),
     };
     write_json(&out.join("summary.json"), &summary)?;
+    // The run finished and its result is saved: its checkpoints go unless asked to stay.
+    if !t.keep_checkpoints_after_run && ckpt_dir.exists() {
+        let _ = std::fs::remove_dir_all(&ckpt_dir);
+    }
     Ok(summary)
+}
+
+/// Fault injection for the tests (unset in normal use):
+/// `PRUNEKIT_CRASH_AFTER_CHECKPOINT=N` aborts the process right after the checkpoint of step N
+/// is written (like `kill -9`: no unwinding, no cleanup; a real `kill -9` can land anywhere,
+/// which is what the checkpoint's atomic write is for); `PRUNEKIT_NAN_AT_STEP=N` makes the loss
+/// of step N NaN.
+fn test_hook(name: &str) -> Option<usize> {
+    std::env::var(name).ok()?.parse().ok()
 }
 
 /// Writes a Hugging Face-style directory: model.safetensors (masks folded in), config.json

@@ -4,83 +4,15 @@
 //! with identical predictions); accuracy on real data is measured by the experiments, not here.
 
 use burn::tensor::Device;
-use models::checkpoint::{load_safetensors, save_safetensors};
+use models::checkpoint::load_safetensors;
 use models::{BertConfig, BertForSequenceClassification};
 use pruners::schedule::kept_count;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use trainer::experiment;
 use trainer::train_loop;
 
-const WORDS: [&str; 12] = ["the", "film", "was", "good", "bad", "great", "awful", "plot", "acting", "very", "not", "fine"];
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("prunekit-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn write_checkpoint(dir: &Path) {
-    let mut vocab = vec!["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
-    vocab.extend(WORDS);
-    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
-    let config = BertConfig::tiny(vocab.len());
-    std::fs::write(dir.join("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
-    #[allow(deprecated)]
-    let device = Device::ndarray();
-    device.seed(1);
-    let model = BertForSequenceClassification::new(&config, 2, &device);
-    save_safetensors(&model.bert, &dir.join("model.safetensors")).unwrap();
-}
-
-fn write_tsvs(dir: &Path) {
-    let mut rows = vec!["sentence\tlabel".to_string()];
-    for i in 0..48 {
-        let (w, l) = if i % 2 == 0 { (["good", "great", "fine"][i % 3], 1) } else { (["bad", "awful", "not"][i % 3], 0) };
-        rows.push(format!("the {} was very {w}\t{l}", ["film", "plot", "acting"][i % 3]));
-    }
-    std::fs::write(dir.join("train.tsv"), rows.join("\n")).unwrap();
-    std::fs::write(dir.join("dev.tsv"), rows[..17].join("\n")).unwrap();
-    std::fs::write(dir.join("test.tsv"), rows[..13].join("\n")).unwrap();
-}
-
-fn experiment(ckpt: &Path, data: &Path, out: &Path, method: &str) -> experiment::Experiment {
-    experiment::parse(&experiment_text(ckpt, data, out, method), &[]).unwrap()
-}
-
-fn experiment_text(ckpt: &Path, data: &Path, out: &Path, method: &str) -> String {
-    format!(
-        r#"
-name = "e2e-{method}"
-device = "ndarray"
-output_dir = "{out}"
-[model]
-source = "{ckpt}"
-max_length = 16
-[data]
-kind = "glue_tsv"
-train = "{data}/train.tsv"
-validation = "{data}/dev.tsv"
-test = "{data}/test.tsv"
-columns = {{ text_a = "sentence" }}
-[train]
-epochs = 2
-batch_size = 8
-lr = 1e-3
-eval_every = 6
-log_every = 3
-[pruning]
-method = "{method}"
-final_density = 0.3
-warmup_steps = 1
-cooldown_steps = 2
-scores_lr = 0.1
-"#,
-        out = out.display(),
-        ckpt = ckpt.display(),
-        data = data.display()
-    )
-}
+mod common;
+use common::*;
 
 #[test]
 fn movement_run_prunes_as_scheduled_and_its_checkpoint_reloads() {

@@ -98,6 +98,15 @@ impl Pruner for L0 {
     }
 
     /// Fraction of weights whose deterministic mask is non-zero (measured at the last step).
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "measured_density": self.measured_density })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value, _model: &dyn PrunableModel) -> Result<(), String> {
+        self.measured_density = state.get("measured_density").and_then(|v| v.as_f64()).ok_or("pruner state: measured_density missing")?;
+        Ok(())
+    }
+
     fn scheduled_density(&self, _step: usize) -> f64 {
         self.measured_density
     }

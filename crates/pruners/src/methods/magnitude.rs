@@ -49,6 +49,15 @@ impl Pruner for Magnitude {
         self.built_for = Some(density);
     }
 
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "built_for": self.built_for })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value, _model: &dyn PrunableModel) -> Result<(), String> {
+        self.built_for = state.get("built_for").and_then(|v| v.as_f64());
+        Ok(())
+    }
+
     fn scheduled_density(&self, step: usize) -> f64 {
         self.schedule.density(step)
     }

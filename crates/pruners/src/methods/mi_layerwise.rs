@@ -250,6 +250,21 @@ impl Pruner for MiLayerwise {
         }
     }
 
+    /// Whether the one-shot removal happened, and the MI scores; the masks themselves are
+    /// restored from the checkpointed layer masks.
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "calibrated": self.masks.is_some(), "scores": self.scores })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value, model: &dyn PrunableModel) -> Result<(), String> {
+        self.scores = serde_json::from_value(state.get("scores").cloned().unwrap_or_default()).map_err(|e| format!("pruner state: scores: {e}"))?;
+        if state.get("calibrated").and_then(|v| v.as_bool()) == Some(true) {
+            let masks: Option<Vec<Tensor<2>>> = model.prunable_layers().iter().map(|(_, l)| l.mask.as_ref().map(|m| m.clone().detach())).collect();
+            self.masks = Some(masks.ok_or("mi_layerwise: the checkpoint was taken after the removal but holds no masks")?);
+        }
+        Ok(())
+    }
+
     fn scheduled_density(&self, step: usize) -> f64 {
         if step < self.prune_step {
             1.0

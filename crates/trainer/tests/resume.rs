@@ -1,0 +1,148 @@
+//! A run killed mid-way and resumed ends exactly where the uninterrupted run ends: the same
+//! metrics, the same saved weights, the same metrics log (timings aside). The trainer binary is
+//! run as a child process and dies by `abort()` right after a checkpoint (like `kill -9`: no
+//! unwinding, no cleanup); the newest checkpoint is then corrupted so that the resume has to
+//! detect it and fall back to the one before.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+fn trainer(args: &[&str], crash_after: Option<usize>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainer"));
+    cmd.args(args).env("RUST_LOG", "warn");
+    match crash_after {
+        Some(n) => cmd.env("PRUNEKIT_CRASH_AFTER_CHECKPOINT", n.to_string()),
+        None => cmd.env_remove("PRUNEKIT_CRASH_AFTER_CHECKPOINT"),
+    };
+    cmd.output().expect("run the trainer binary")
+}
+
+fn write_experiment(path: &Path, ckpt: &Path, data: &Path, out: &Path, method: &str) {
+    // 3 epochs of 6 batches = 18 steps; a checkpoint every 4 steps (4, 8, 12, 16), two kept.
+    let text = experiment_text(ckpt, data, out, method)
+        .replace("epochs = 2", "epochs = 3")
+        .replace("eval_every = 6", "eval_every = 6\ncheckpoint_every = 4")
+        .replace("warmup_steps = 1", "warmup_steps = 3")
+        .replace("cooldown_steps = 2", "cooldown_steps = 5\ncalibration_samples = 24");
+    std::fs::write(path, text).unwrap();
+}
+
+/// metrics.jsonl without the wall-clock fields.
+fn metrics_without_timings(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            for k in ["samples_per_second", "elapsed_s", "eta_s"] {
+                v.as_object_mut().unwrap().remove(k);
+            }
+            v
+        })
+        .collect()
+}
+
+fn summary(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn killed_and_resumed_runs_end_exactly_like_uninterrupted_ones() {
+    let (ckpt, data, dir) = (tmp("resume-ckpt"), tmp("resume-data"), tmp("resume"));
+    // Dropout on, so the resumed run must also replay the device RNG.
+    write_checkpoint_with(&ckpt, |c| {
+        c.hidden_dropout_prob = 0.1;
+        c.attention_probs_dropout_prob = 0.1;
+    });
+    write_tsvs(&data);
+    // Learned scores (movement), masks kept between steps (magnitude), sampled noise (l0), a
+    // one-shot removal made before the crash (mi_layerwise, calibrated at step 3).
+    for method in ["movement", "magnitude", "l0", "mi_layerwise"] {
+        let whole = dir.join(format!("{method}-whole"));
+        let killed = dir.join(format!("{method}-killed"));
+        let (exp_whole, exp_killed) = (dir.join(format!("{method}-whole.toml")), dir.join(format!("{method}-killed.toml")));
+        write_experiment(&exp_whole, &ckpt, &data, &whole, method);
+        write_experiment(&exp_killed, &ckpt, &data, &killed, method);
+
+        let r = trainer(&[exp_whole.to_str().unwrap()], None);
+        assert!(r.status.success(), "{method}: {}", String::from_utf8_lossy(&r.stderr));
+        assert!(!whole.join("checkpoints").exists(), "{method}: a finished run removes its checkpoints");
+
+        let r = trainer(&[exp_killed.to_str().unwrap()], Some(12));
+        assert!(!r.status.success(), "{method}: the crash hook must kill the run");
+        assert!(!killed.join("summary.json").exists());
+        let ckpts = killed.join("checkpoints");
+        assert!(ckpts.join("step-00000008").join("state.json").exists() && ckpts.join("step-00000012").join("state.json").exists());
+        assert!(!ckpts.join("step-00000004").exists(), "{method}: only the newest two are kept");
+
+        // Starting again without --resume must not silently throw the checkpoints away.
+        let r = trainer(&[exp_killed.to_str().unwrap()], None);
+        assert!(!r.status.success());
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(err.contains("--resume") && err.contains("checkpoints"), "{err}");
+        assert!(ckpts.join("step-00000012").exists());
+
+        // A torn newest checkpoint (as if the disk filled up) is detected and the previous used.
+        let bpk = ckpts.join("step-00000012").join("model.bpk");
+        let bytes = std::fs::read(&bpk).unwrap();
+        std::fs::write(&bpk, &bytes[..bytes.len() / 2]).unwrap();
+        let r = Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .args([exp_killed.to_str().unwrap(), "--resume"])
+            .env("RUST_LOG", "info")
+            .env_remove("PRUNEKIT_CRASH_AFTER_CHECKPOINT")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&r.stderr);
+        assert!(r.status.success(), "{method}: {log}");
+        assert!(log.contains("checksum mismatch") && log.contains("step-00000012"), "{method}: the bad checkpoint is reported: {log}");
+        assert!(log.contains("resumed from") && log.contains("step-00000008"), "{method}: {log}");
+
+        // Same final metrics, bit for bit; same weights; same log apart from timings.
+        let (a, b) = (summary(&whole), summary(&killed));
+        for k in ["validation", "test", "prunable_sparsity", "per_matrix", "steps"] {
+            assert_eq!(a[k], b[k], "{method}: {k}");
+        }
+        assert_eq!(std::fs::read(whole.join("model.safetensors")).unwrap(), std::fs::read(killed.join("model.safetensors")).unwrap(), "{method}: weights");
+        assert_eq!(metrics_without_timings(&whole), metrics_without_timings(&killed), "{method}: metrics.jsonl");
+    }
+}
+
+#[test]
+fn resume_refuses_a_changed_experiment() {
+    let (ckpt, data, dir) = (tmp("resume2-ckpt"), tmp("resume2-data"), tmp("resume2"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    let (exp, out) = (dir.join("e.toml"), dir.join("out"));
+    write_experiment(&exp, &ckpt, &data, &out, "movement");
+    let r = trainer(&[exp.to_str().unwrap()], Some(8));
+    assert!(!r.status.success());
+    let r = trainer(&[exp.to_str().unwrap(), "--resume", "--set", "train.lr=0.5"], None);
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("experiment differs"), "{err}");
+    // --overwrite starts again from scratch and finishes.
+    let r = trainer(&[exp.to_str().unwrap(), "--overwrite"], None);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.join("summary.json").exists() && !out.join("checkpoints").exists());
+}
+
+#[test]
+fn a_diverging_run_stops_naming_the_step_and_keeps_its_last_good_checkpoint() {
+    let (ckpt, data, dir) = (tmp("nan-ckpt"), tmp("nan-data"), tmp("nan"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    let (exp, out) = (dir.join("e.toml"), dir.join("out"));
+    write_experiment(&exp, &ckpt, &data, &out, "movement");
+    let r = Command::new(env!("CARGO_BIN_EXE_trainer")).arg(&exp).env("PRUNEKIT_NAN_AT_STEP", "10").output().unwrap();
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("step 10: the loss is NaN"), "{err}");
+    assert!(err.contains("step-00000008") && err.contains("--resume"), "names the last good checkpoint: {err}");
+    // The checkpoints before the bad step are intact, and so is the log up to it.
+    assert_eq!(trainer::checkpoint::verify(&out.join("checkpoints").join("step-00000008")).unwrap().step, 8);
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert!(log.contains("\"step\":9}") && log.contains("non-finite loss"), "{log}");
+    assert!(!out.join("summary.json").exists());
+}
