@@ -45,7 +45,7 @@ fn index(v: &[usize], device: &burn::tensor::Device) -> Tensor<1, Int> {
 /// A plain linear layer from the kept rows (`rows = Some`) or columns of `lin`'s effective weight.
 fn slice_linear(lin: &PrunableLinear, rows: Option<&Tensor<1, Int>>, cols: Option<&Tensor<1, Int>>) -> PrunableLinear {
     let mut w = lin.effective_weight().detach();
-    let mut b = lin.bias.as_ref().map(|b| b.val().detach());
+    let mut b = lin.effective_bias().map(|b| b.detach());
     if let Some(r) = rows {
         w = w.select(0, r.clone());
         b = b.map(|b| b.select(0, r.clone()));
@@ -53,7 +53,7 @@ fn slice_linear(lin: &PrunableLinear, rows: Option<&Tensor<1, Int>>, cols: Optio
     if let Some(c) = cols {
         w = w.select(1, c.clone());
     }
-    PrunableLinear { weight: Param::from_tensor(w), bias: b.map(Param::from_tensor), mask_scores: None, mask: None }
+    PrunableLinear { weight: Param::from_tensor(w), bias: b.map(Param::from_tensor), mask_scores: None, mask: None, in_gate: None, out_gate: None }
 }
 
 fn count_params(model: &BertForSequenceClassification) -> usize {

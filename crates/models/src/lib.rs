@@ -10,6 +10,6 @@ pub mod layers;
 pub mod linear;
 
 pub use bert::{BertConfig, BertForSequenceClassification, BertModel, BertOutputs};
-pub use linear::{Axis, PrunableLinear, PrunableModel, UnitActivations, UnitGroup};
+pub use linear::{Axis, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup};
 
 pub mod compact;

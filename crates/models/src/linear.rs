@@ -23,6 +23,12 @@ pub struct PrunableLinear {
     /// It may carry the autodiff graph of `mask_scores` (straight-through estimator). It is not
     /// a parameter and is not saved with the module record.
     pub mask: Option<Tensor<2>>,
+    /// Structural gate on the inputs, `[d_in]`: `y = (x ⊙ g) Wᵀ + b` (one head's or one FFN
+    /// neuron's hard-concrete z, expanded to its columns). Set by a pruner like `mask`.
+    pub in_gate: Option<Tensor<1>>,
+    /// Structural gate on the outputs, bias included, `[d_out]`: `y = (x Wᵀ + b) ⊙ g` (the z of a
+    /// whole attention block or FFN block, broadcast). Set by a pruner like `mask`.
+    pub out_gate: Option<Tensor<1>>,
 }
 
 impl PrunableLinear {
@@ -35,6 +41,8 @@ impl PrunableLinear {
             bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),
             mask_scores: None,
             mask: None,
+            in_gate: None,
+            out_gate: None,
         }
     }
 
@@ -43,12 +51,49 @@ impl PrunableLinear {
         self.weight.val().dims()
     }
 
-    /// The weight the forward pass uses: `W ⊙ M`, or `W` when no mask is set.
+    /// The weight the forward pass uses: `W ⊙ M`, with the gates folded in
+    /// (`W_ij · g_in_j · g_out_i`), or `W` when nothing is set.
     pub fn effective_weight(&self) -> Tensor<2> {
-        let weight = self.weight.val();
-        match &self.mask {
-            Some(mask) => weight * mask.clone(),
-            None => weight,
+        let mut weight = self.weight.val();
+        if let Some(mask) = &self.mask {
+            weight = weight * mask.clone();
+        }
+        if let Some(g) = &self.in_gate {
+            weight = weight * g.clone().unsqueeze_dim::<2>(0); // [1, d_in]
+        }
+        if let Some(g) = &self.out_gate {
+            weight = weight * g.clone().unsqueeze_dim::<2>(1); // [d_out, 1]
+        }
+        weight
+    }
+
+    /// The bias the forward pass uses: `b ⊙ g_out`.
+    pub fn effective_bias(&self) -> Option<Tensor<1>> {
+        let b = self.bias.as_ref()?.val();
+        Some(match &self.out_gate {
+            Some(g) => b * g.clone(),
+            None => b,
+        })
+    }
+
+    /// Folds the gates into the weight and bias (the values the forward pass used) and clears
+    /// them: the layer computes the same function without them.
+    pub fn fold_gates(&mut self) {
+        if self.in_gate.is_none() && self.out_gate.is_none() {
+            return;
+        }
+        let (inp, out) = (self.in_gate.take().map(|g| g.detach()), self.out_gate.take().map(|g| g.detach()));
+        self.weight = self.weight.clone().map(|mut w| {
+            if let Some(g) = &inp {
+                w = w * g.clone().unsqueeze_dim::<2>(0);
+            }
+            if let Some(g) = &out {
+                w = w * g.clone().unsqueeze_dim::<2>(1);
+            }
+            w
+        });
+        if let (Some(b), Some(g)) = (self.bias.take(), &out) {
+            self.bias = Some(b.map(|b| b * g.clone()));
         }
     }
 
@@ -57,7 +102,7 @@ impl PrunableLinear {
     /// - output: `[..., d_out]`
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         let weight = self.effective_weight().transpose(); // [d_in, d_out]
-        linear(input, weight, self.bias.as_ref().map(|b| b.val()))
+        linear(input, weight, self.effective_bias())
     }
 }
 
@@ -73,6 +118,25 @@ pub trait PrunableModel {
     fn unit_groups(&self) -> Vec<UnitGroup> {
         Vec::new()
     }
+    /// The parameters a pruner added to the model (mask logits, Lagrange multipliers), which
+    /// train with it; `None` for models that cannot hold them.
+    fn pruner_params(&self) -> Option<&PrunerParams> {
+        None
+    }
+    /// The slot for them, to add or remove them.
+    fn pruner_params_slot(&mut self) -> Option<&mut Option<PrunerParams>> {
+        None
+    }
+}
+
+/// Parameters a pruner owns but that must train with the model (so that the optimizer, the
+/// checkpoints and the resume see them): vectors of mask logits and Lagrange multipliers. Their
+/// paths contain `log_alpha` and `multipliers`, which is how the optimizer gives each kind its
+/// own parameter group.
+#[derive(Module, Debug)]
+pub struct PrunerParams {
+    pub log_alpha: Vec<Param<Tensor<1>>>,
+    pub multipliers: Vec<Param<Tensor<1>>>,
 }
 
 /// Which side of a `[d_out, d_in]` weight a unit owns.

@@ -5,6 +5,7 @@
 //! [`schedule`] (how much to keep at step t), [`mask`] (binarisers: top-k, the straight-through
 //! estimator) and [`stats`] (sparsity measured from the weights).
 
+pub mod gates;
 pub mod mask;
 pub mod methods;
 pub mod schedule;
@@ -54,6 +55,9 @@ pub trait Pruner: Send {
     }
     /// The activations asked for by `calibration_request`, on the evaluation copy's device.
     fn calibrate(&mut self, _model: &mut dyn PrunableModel, _acts: &models::UnitActivations) {}
+    /// Between backward and the optimizer step: change the gradients of the method's own
+    /// parameters (e.g. negate the Lagrange multipliers' gradients, for gradient ascent).
+    fn adjust_gradients(&self, _model: &dyn PrunableModel, _grads: &mut burn::optim::GradientsParams) {}
     /// After the optimizer step.
     fn after_step(&mut self, _model: &mut dyn PrunableModel, _step: usize) {}
     /// Fold the final masks into the weights (pruned weights become exactly 0) and drop the
@@ -138,7 +142,8 @@ impl Granularity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruningConfig {
-    /// "none", "magnitude", "movement", "soft_movement", "l0" or "random".
+    /// "none", "magnitude", "movement", "soft_movement", "l0", "random", "mi_layerwise",
+    /// "mask_learning" or "minimax_uniform".
     pub method: Method,
     /// Fraction of encoder weights kept at the end (0.10 = "10% remaining").
     #[serde(default = "one")]
@@ -173,6 +178,10 @@ pub struct PruningConfig {
     /// `mi_layerwise`: training examples whose activations score the units.
     #[serde(default = "calibration_samples")]
     pub calibration_samples: usize,
+    /// `mask_learning`, `minimax_uniform`: learning rate of the Lagrange multipliers (gradient
+    /// ascent); default 0.01 (CoFi's reg_learning_rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipliers_lr: Option<f64>,
 }
 
 fn one() -> f64 {
@@ -197,6 +206,12 @@ pub enum Method {
     Random,
     /// Layer-wise structured pruning by mutual information (heads and FFN neurons).
     MiLayerwise,
+    /// Hard-concrete masks on heads, attention blocks, FFN blocks and FFN neurons driven to a
+    /// target sparsity by a Lagrangian (CoFiPruning).
+    MaskLearning,
+    /// Hard-concrete masks on heads and FFN neurons with the same count in every layer, learned
+    /// by a minimax objective with per-layer multipliers (MaskPrune).
+    MinimaxUniform,
 }
 
 impl Default for PruningConfig {
@@ -214,6 +229,7 @@ impl Default for PruningConfig {
             granularity: Granularity::Weight,
             seed: 0,
             calibration_samples: calibration_samples(),
+            multipliers_lr: None,
         }
     }
 }
@@ -221,7 +237,7 @@ impl Default for PruningConfig {
 impl PruningConfig {
     /// Whether the run removes whole units (and so ends in a compacted model).
     pub fn is_structured(&self) -> bool {
-        self.granularity == Granularity::Unit || self.method == Method::MiLayerwise
+        self.granularity == Granularity::Unit || matches!(self.method, Method::MiLayerwise | Method::MaskLearning | Method::MinimaxUniform)
     }
 
     /// Validates the ranges and builds the pruner for a run of `total_steps` steps.
@@ -238,7 +254,11 @@ impl PruningConfig {
                 self.final_density, self.initial_density
             ));
         }
-        let scores_lr = self.scores_lr.unwrap_or(if self.method == Method::L0 { 0.1 } else { 1e-2 });
+        let scores_lr = self.scores_lr.unwrap_or(if matches!(self.method, Method::L0 | Method::MaskLearning | Method::MinimaxUniform) { 0.1 } else { 1e-2 });
+        let multipliers_lr = self.multipliers_lr.unwrap_or(0.01);
+        if !(multipliers_lr > 0.0 && multipliers_lr.is_finite()) {
+            return Err(format!("pruning.multipliers_lr: expected a positive number, found {multipliers_lr}"));
+        }
         if !(scores_lr > 0.0 && scores_lr.is_finite()) {
             return Err(format!("pruning.scores_lr: expected a positive number, found {scores_lr}"));
         }
@@ -289,6 +309,22 @@ impl PruningConfig {
                 Box::new(methods::mi_layerwise::MiLayerwise::new(self.warmup_steps, self.final_density, self.calibration_samples, self.seed))
             }
             Method::Random => Box::new(methods::random::Random::new(schedule, self.seed)),
+            Method::MaskLearning => Box::new(methods::mask_learning::MaskLearning::new(
+                self.final_density,
+                self.warmup_steps,
+                self.cooldown_steps,
+                total_steps,
+                scores_lr,
+                multipliers_lr,
+            )),
+            Method::MinimaxUniform => Box::new(methods::minimax_uniform::MinimaxUniform::new(
+                self.final_density,
+                self.warmup_steps,
+                self.cooldown_steps,
+                total_steps,
+                scores_lr,
+                multipliers_lr,
+            )),
         })
     }
 }

@@ -34,6 +34,8 @@ fn linear(w: Vec<f32>, shape: [usize; 2], device: &Device) -> PrunableLinear {
         bias: None,
         mask_scores: None,
         mask: None,
+        in_gate: None,
+        out_gate: None,
     }
 }
 

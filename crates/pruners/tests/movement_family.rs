@@ -32,7 +32,7 @@ fn tensor(v: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
 }
 
 fn linear(w: Vec<f32>, shape: [usize; 2], device: &Device) -> PrunableLinear {
-    PrunableLinear { weight: Param::from_tensor(tensor(w, shape, device)), bias: None, mask_scores: None, mask: None }
+    PrunableLinear { weight: Param::from_tensor(tensor(w, shape, device)), bias: None, mask_scores: None, mask: None, in_gate: None, out_gate: None }
 }
 
 fn host(t: Tensor<2>) -> Vec<f32> {

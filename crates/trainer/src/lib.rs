@@ -14,6 +14,7 @@ pub mod latency;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod plots;
 pub mod report;
 pub mod source;
 pub mod sweep;

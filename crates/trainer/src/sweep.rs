@@ -12,11 +12,15 @@
 //! [grid]                             # plus the cartesian product of these keys
 //! "pruning.method" = ["magnitude", "movement"]
 //! "pruning.final_density" = [0.10, 0.03]
+//!
+//! seeds = [1, 2, 3]                  # optional (top level): every run once per seed
 //! ```
 //!
-//! After every run the table is rewritten (`table.md`, `table.csv` in `output_dir`), so a sweep
-//! that stops keeps every row it finished. A run that fails is a row with its error; the sweep
-//! goes on.
+//! After every run the outputs in `output_dir` are rewritten: `results.csv` (one row per run),
+//! `table.md` and `table.csv` (one row per configuration: mean ± standard deviation over its
+//! seeds), `accuracy_vs_remaining.png` and `kept_per_layer.png`. A sweep that stops keeps every
+//! row it finished; an interrupted run continues from its last checkpoint. A run that fails is a
+//! row with its error; the sweep goes on.
 
 use crate::experiment::{self, Experiment};
 use crate::train_loop;
@@ -38,6 +42,9 @@ pub struct SweepFile {
     /// Overrides applied to every run (before the run's own).
     #[serde(default)]
     pub set: toml::Table,
+    /// Every run once per seed (`seed=N`, name suffix `-seedN`); none = the base file's seed.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,10 +55,12 @@ pub struct RunSpec {
     pub set: toml::Table,
 }
 
-/// One planned run: its name and its overrides as `key=value` strings.
+/// One planned run: its name, the configuration it belongs to (its name without the seed), and
+/// its overrides as `key=value` strings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
     pub name: String,
+    pub group: String,
     pub overrides: Vec<String>,
 }
 
@@ -95,7 +104,7 @@ impl SweepFile {
         let mut out: Vec<Planned> = self
             .run
             .iter()
-            .map(|r| Planned { name: r.name.clone(), overrides: common.iter().cloned().chain(r.set.iter().map(|(k, v)| setting(k, v))).collect() })
+            .map(|r| Planned { name: r.name.clone(), group: r.name.clone(), overrides: common.iter().cloned().chain(r.set.iter().map(|(k, v)| setting(k, v))).collect() })
             .collect();
         if !self.grid.is_empty() {
             let mut combos: Vec<Vec<(&String, &toml::Value)>> = vec![Vec::new()];
@@ -110,10 +119,21 @@ impl SweepFile {
             for c in combos {
                 let name = c.iter().filter_map(|(k, v)| short(k, v)).collect::<Vec<_>>().join("-");
                 let overrides = common.iter().cloned().chain(c.iter().map(|(k, v)| setting(k, v))).collect();
-                out.push(Planned { name, overrides });
+                out.push(Planned { group: name.clone(), name, overrides });
             }
         }
-        out
+        if self.seeds.is_empty() {
+            return out;
+        }
+        out.into_iter()
+            .flat_map(|p| {
+                self.seeds.iter().map(move |seed| Planned {
+                    name: format!("{}-seed{seed}", p.name),
+                    group: p.group.clone(),
+                    overrides: p.overrides.iter().cloned().chain([format!("seed={seed}")]).collect(),
+                })
+            })
+            .collect()
     }
 
     /// Resolves a planned run into a checked experiment writing to `output_dir/<name>`.
@@ -125,55 +145,221 @@ impl SweepFile {
     }
 }
 
-/// One row of the table.
+/// One finished (or failed) run.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub name: String,
+    pub group: String,
     pub summary: Option<serde_json::Value>,
     pub error: Option<String>,
 }
 
-const HEADER: [&str; 12] = [
-    "run", "method", "distilled", "target remaining", "remaining", "test accuracy", "test F1", "validation accuracy", "steps", "train s", "samples/s", "device",
+fn csv_line(cells: &[String]) -> String {
+    cells.iter().map(|x| if x.contains([',', '"', '\n']) { format!("\"{}\"", x.replace('"', "\"\"")) } else { x.clone() }).collect::<Vec<_>>().join(",") + "\n"
+}
+
+fn md_line(cells: &[String]) -> String {
+    format!("| {} |\n", cells.iter().map(|x| x.replace('|', "\\|")).collect::<Vec<_>>().join(" | "))
+}
+
+fn f(s: &serde_json::Value, path: &[&str]) -> Option<f64> {
+    path.iter().try_fold(s, |v, k| v.get(*k))?.as_f64()
+}
+
+/// Mean and sample standard deviation (0 for a single value).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// How a run is labelled in the plots: its method, and "+ distillation" when it distilled.
+fn series_label(s: &serde_json::Value) -> String {
+    let method = s["pruning_method"].as_str().unwrap_or("?");
+    if s["distilled_from"].is_string() { format!("{method} + distillation") } else { method.to_string() }
+}
+
+/// Kept fraction of each encoder layer, from the per-matrix counts of a summary.
+fn kept_by_layer(s: &serde_json::Value) -> Vec<(usize, f64)> {
+    let mut acc: std::collections::BTreeMap<usize, (f64, f64)> = Default::default();
+    for m in s["per_matrix"].as_array().into_iter().flatten() {
+        let name = m["name"].as_str().unwrap_or("");
+        let layer = name.split('.').skip_while(|p| *p != "layer").nth(1).and_then(|i| i.parse::<usize>().ok());
+        if let (Some(l), Some(n), Some(z)) = (layer, m["numel"].as_f64(), m["zeros"].as_f64()) {
+            let e = acc.entry(l).or_default();
+            e.0 += n - z;
+            e.1 += n;
+        }
+    }
+    acc.into_iter().map(|(l, (kept, n))| (l, kept / n.max(1.0))).collect()
+}
+
+const RUN_HEADER: [&str; 13] = [
+    "run", "configuration", "method", "distilled", "target remaining", "remaining", "test accuracy", "test F1", "validation accuracy", "steps", "train s", "samples/s", "device",
 ];
 
-fn cells(row: &Row) -> Vec<String> {
+fn run_cells(row: &Row) -> Vec<String> {
     let Some(s) = &row.summary else {
-        let mut c = vec![row.name.clone(), format!("failed: {}", row.error.clone().unwrap_or_default())];
-        c.resize(HEADER.len(), String::new());
+        let mut c = vec![row.name.clone(), row.group.clone(), format!("failed: {}", row.error.clone().unwrap_or_default())];
+        c.resize(RUN_HEADER.len(), String::new());
         return c;
     };
-    let pct = |v: &serde_json::Value| v.as_f64().map(|x| format!("{:.2}%", 100.0 * x)).unwrap_or_else(|| "-".into());
-    let num = |v: &serde_json::Value, d: usize| v.as_f64().map(|x| format!("{x:.d$}")).unwrap_or_else(|| "-".into());
+    let num = |v: Option<f64>, d: usize| v.map(|x| format!("{x:.d$}")).unwrap_or_else(|| "-".into());
     vec![
         row.name.clone(),
+        row.group.clone(),
         s["pruning_method"].as_str().unwrap_or("-").to_string(),
         if s["distilled_from"].is_string() { "yes".into() } else { "no".into() },
-        pct(&s["target_density"]),
-        pct(&s["prunable_remaining"]),
-        pct(&s["test"]["accuracy"]),
-        num(&s["test"]["f1"], 3),
-        pct(&s["validation"]["accuracy"]),
+        num(f(s, &["target_density"]), 4),
+        num(f(s, &["prunable_remaining"]), 4),
+        num(f(s, &["test", "accuracy"]), 4),
+        num(f(s, &["test", "f1"]), 4),
+        num(f(s, &["validation", "accuracy"]), 4),
         s["steps"].to_string(),
-        num(&s["train_seconds"], 0),
-        num(&s["train_samples_per_second"], 1),
+        num(f(s, &["train_seconds"]), 0),
+        num(f(s, &["train_samples_per_second"]), 1),
         s["device"].as_str().unwrap_or("-").to_string(),
     ]
 }
 
-/// Writes `table.md` and `table.csv` (atomically).
-pub fn write_tables(rows: &[Row], dir: &Path, source: &str) -> Result<(), String> {
-    let mut md = format!("<!-- written by `trainer sweep {source}` -->\n| {} |\n|{}\n", HEADER.join(" | "), "---|".repeat(HEADER.len()));
-    let mut csv = HEADER.join(",") + "\n";
+const GROUP_HEADER: [&str; 11] =
+    ["configuration", "method", "distilled", "target remaining", "remaining", "test accuracy", "test F1", "validation accuracy", "seeds", "steps", "train s (mean)"];
+/// The CSV gives each statistic as two columns, mean and sample standard deviation.
+const GROUP_CSV_HEADER: [&str; 15] = [
+    "configuration", "method", "distilled", "target_remaining", "remaining_mean", "remaining_sd", "test_accuracy_mean", "test_accuracy_sd", "test_f1_mean", "test_f1_sd",
+    "validation_accuracy_mean", "validation_accuracy_sd", "seeds", "steps", "train_seconds_mean",
+];
+
+/// One configuration over its seeds.
+struct Group<'a> {
+    name: &'a str,
+    runs: Vec<&'a serde_json::Value>,
+    failed: Vec<&'a str>,
+}
+
+fn groups(rows: &[Row]) -> Vec<Group<'_>> {
+    let mut out: Vec<Group> = Vec::new();
     for r in rows {
-        let c = cells(r);
-        md += &format!("| {} |\n", c.iter().map(|x| x.replace('|', "\\|")).collect::<Vec<_>>().join(" | "));
-        csv += &(c.iter().map(|x| if x.contains([',', '"', '\n']) { format!("\"{}\"", x.replace('"', "\"\"")) } else { x.clone() }).collect::<Vec<_>>().join(",") + "\n");
+        let i = match out.iter().position(|g| g.name == r.group) {
+            Some(i) => i,
+            None => {
+                out.push(Group { name: &r.group, runs: Vec::new(), failed: Vec::new() });
+                out.len() - 1
+            }
+        };
+        match &r.summary {
+            Some(s) => out[i].runs.push(s),
+            None => out[i].failed.push(&r.name),
+        }
     }
-    for (name, text) in [("table.md", md), ("table.csv", csv)] {
-        let tmp = dir.join(format!("{name}.tmp"));
-        std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, dir.join(name)).map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))?;
+    out
+}
+
+fn group_cells(g: &Group, csv: bool) -> Vec<String> {
+    let Some(first) = g.runs.first() else {
+        let mut c = vec![g.name.to_string(), format!("failed: {}", g.failed.join(", "))];
+        c.resize(if csv { GROUP_CSV_HEADER.len() } else { GROUP_HEADER.len() }, String::new());
+        return c;
+    };
+    let stat = |path: &[&str], percent: bool| -> Vec<String> {
+        let v: Vec<f64> = g.runs.iter().filter_map(|s| f(s, path)).collect();
+        if v.is_empty() {
+            return if csv { vec!["-".into(), "-".into()] } else { vec!["-".into()] };
+        }
+        let (m, sd) = mean_std(&v);
+        match (csv, percent, v.len()) {
+            (true, _, _) => vec![format!("{m:.6}"), format!("{sd:.6}")],
+            (false, true, 1) => vec![format!("{:.2}%", 100.0 * m)],
+            (false, true, _) => vec![format!("{:.2} ± {:.2}%", 100.0 * m, 100.0 * sd)],
+            (false, false, 1) => vec![format!("{m:.3}")],
+            (false, false, _) => vec![format!("{m:.3} ± {sd:.3}")],
+        }
+    };
+    let seeds = if g.failed.is_empty() { g.runs.len().to_string() } else { format!("{} ({} failed)", g.runs.len(), g.failed.len()) };
+    let train_s: Vec<f64> = g.runs.iter().filter_map(|s| f(s, &["train_seconds"])).collect();
+    let mut c = vec![
+        g.name.to_string(),
+        first["pruning_method"].as_str().unwrap_or("-").to_string(),
+        if first["distilled_from"].is_string() { "yes".into() } else { "no".into() },
+        f(first, &["target_density"]).map(|x| if csv { format!("{x:.6}") } else { format!("{:.2}%", 100.0 * x) }).unwrap_or_else(|| "-".into()),
+    ];
+    c.extend(stat(&["prunable_remaining"], true));
+    c.extend(stat(&["test", "accuracy"], true));
+    c.extend(stat(&["test", "f1"], false));
+    c.extend(stat(&["validation", "accuracy"], true));
+    c.push(seeds);
+    c.push(first["steps"].to_string());
+    c.push(if train_s.is_empty() { "-".into() } else { format!("{:.0}", mean_std(&train_s).0) });
+    c
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Writes `results.csv` (per run), `table.md` and `table.csv` (per configuration, mean ± sd over
+/// seeds; the CSV in fractions, the markdown in percent) and the two plots.
+pub fn write_tables(rows: &[Row], dir: &Path, source: &str) -> Result<(), String> {
+    let mut results = RUN_HEADER.join(",") + "\n";
+    for r in rows {
+        results += &csv_line(&run_cells(r));
+    }
+    write_atomic(&dir.join("results.csv"), results.as_bytes())?;
+    let gs = groups(rows);
+    let mut md = format!(
+        "<!-- written by `trainer sweep {source}`; mean ± sample standard deviation over seeds -->\n{}\n|{}\n",
+        md_line(&GROUP_HEADER.map(String::from)).trim_end(),
+        "---|".repeat(GROUP_HEADER.len())
+    );
+    let mut csv = GROUP_CSV_HEADER.join(",") + "\n";
+    for g in &gs {
+        md += &md_line(&group_cells(g, false));
+        csv += &csv_line(&group_cells(g, true));
+    }
+    write_atomic(&dir.join("table.md"), md.as_bytes())?;
+    write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
+    if let Err(e) = write_plots(&gs, dir, source) {
+        tracing::warn!("plots not written: {e}");
+    }
+    Ok(())
+}
+
+fn write_plots(gs: &[Group], dir: &Path, source: &str) -> Result<(), String> {
+    use crate::plots::{Point, Series};
+    let mut series: Vec<Series> = Vec::new();
+    let mut dense = Vec::new();
+    let mut layers: Vec<Series> = Vec::new();
+    for g in gs.iter().filter(|g| !g.runs.is_empty()) {
+        let first = g.runs[0];
+        let acc: Vec<f64> = g.runs.iter().filter_map(|s| f(s, &["test", "accuracy"])).collect();
+        if acc.is_empty() {
+            continue;
+        }
+        let (y, spread) = mean_std(&acc);
+        if first["pruning_method"].as_str() == Some("dense") || first["pruning_method"].as_str() == Some("none") {
+            dense.push(y);
+            continue;
+        }
+        let x = f(first, &["target_density"]).unwrap_or_else(|| mean_std(&g.runs.iter().filter_map(|s| f(s, &["prunable_remaining"])).collect::<Vec<_>>()).0);
+        let label = series_label(first);
+        match series.iter_mut().find(|s| s.label == label) {
+            Some(s) => s.points.push(Point { x, y, spread }),
+            None => series.push(Series { label, points: vec![Point { x, y, spread }] }),
+        }
+        let kept = kept_by_layer(first);
+        if !kept.is_empty() {
+            layers.push(Series { label: g.name.to_string(), points: kept.into_iter().map(|(l, k)| Point { x: l as f64, y: k, spread: 0.0 }).collect() });
+        }
+    }
+    let title = Path::new(source).file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
+    if !series.is_empty() {
+        crate::plots::accuracy_vs_remaining(&dir.join("accuracy_vs_remaining.png"), title, &series, dense.first().copied())?;
+    }
+    if !layers.is_empty() {
+        crate::plots::kept_per_layer(&dir.join("kept_per_layer.png"), &format!("{title}: kept weights per layer"), &layers)?;
     }
     Ok(())
 }
@@ -205,15 +391,15 @@ pub fn run(path: &Path) -> Result<Vec<Row>, String> {
             tracing::info!("sweep {}/{}: {} (reusing {})", i + 1, plan.len(), p.name, summary_path.display());
             let text = std::fs::read_to_string(&summary_path).map_err(|e| format!("{}: {e}", summary_path.display()))?;
             let v = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", summary_path.display()))?;
-            Row { name: p.name.clone(), summary: Some(v), error: None }
+            Row { name: p.name.clone(), group: p.group.clone(), summary: Some(v), error: None }
         } else {
             tracing::info!("sweep {}/{}: {} ({})", i + 1, plan.len(), p.name, p.overrides.join(" "));
             // A run interrupted earlier continues from its last checkpoint.
             match train_loop::run_with(exp, &sweep.base, train_loop::RunOptions { resume: true, overwrite: false }) {
-                Ok(s) => Row { name: p.name.clone(), summary: Some(serde_json::to_value(&s).map_err(|e| e.to_string())?), error: None },
+                Ok(s) => Row { name: p.name.clone(), group: p.group.clone(), summary: Some(serde_json::to_value(&s).map_err(|e| e.to_string())?), error: None },
                 Err(e) => {
                     tracing::error!("sweep run {} failed: {e}", p.name);
-                    Row { name: p.name.clone(), summary: None, error: Some(e) }
+                    Row { name: p.name.clone(), group: p.group.clone(), summary: None, error: Some(e) }
                 }
             }
         };

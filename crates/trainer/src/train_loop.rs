@@ -343,7 +343,8 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
                 out.join("metrics.jsonl").display()
             ));
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        pruner.adjust_gradients(&model, &mut grads);
         let lr = lr_sched.step();
         model = optim.step(lr.clone(), model, grads);
         pruner.after_step(&mut model, step);
@@ -444,7 +445,11 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
         model_source: exp.model.source.clone(),
         device: sel.name.clone(),
         pruning_method: pruner.name().into(),
-        target_density: matches!(exp.pruning.method, pruners::Method::Magnitude | pruners::Method::Movement | pruners::Method::Random | pruners::Method::MiLayerwise).then_some(exp.pruning.final_density),
+        target_density: matches!(
+            exp.pruning.method,
+            pruners::Method::Magnitude | pruners::Method::Movement | pruners::Method::Random | pruners::Method::MiLayerwise | pruners::Method::MaskLearning | pruners::Method::MinimaxUniform
+        )
+        .then_some(exp.pruning.final_density),
         distilled_from: distillation.map(|d| d.teacher.clone()),
         steps: total_steps,
         epochs: t.epochs,

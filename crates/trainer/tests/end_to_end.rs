@@ -175,7 +175,7 @@ fn sweep_runs_the_grid_writes_the_table_and_resumes() {
     std::fs::write(
         &sweep_file,
         format!(
-            "base = \"base.toml\"\noutput_dir = \"{}\"\nskip_existing = true\n\
+            "base = \"base.toml\"\noutput_dir = \"{}\"\nskip_existing = true\nseeds = [1, 2]\n\
              [[run]]\nname = \"dense\"\nset = {{ \"pruning.method\" = \"none\" }}\n\
              [grid]\n\"pruning.method\" = [\"magnitude\", \"movement\"]\n\"pruning.final_density\" = [0.5, 0.25]\n",
             out.join("runs").display()
@@ -184,21 +184,50 @@ fn sweep_runs_the_grid_writes_the_table_and_resumes() {
     .unwrap();
     let rows = trainer::sweep::run(&sweep_file).unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["dense", "magnitude-0.5", "magnitude-0.25", "movement-0.5", "movement-0.25"]);
+    assert_eq!(names.len(), 10);
+    assert_eq!(&names[..4], ["dense-seed1", "dense-seed2", "magnitude-0.5-seed1", "magnitude-0.5-seed2"]);
+    // Per run: results.csv; the seeds really differ (different data order and initialisation).
+    let results = std::fs::read_to_string(out.join("runs/results.csv")).unwrap();
+    assert_eq!(results.lines().count(), 11, "{results}");
+    let s1: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("runs/movement-0.5-seed1/summary.json")).unwrap()).unwrap();
+    let s2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("runs/movement-0.5-seed2/summary.json")).unwrap()).unwrap();
+    assert_ne!(s1["validation"]["loss"], s2["validation"]["loss"]);
+    // Per configuration: mean and standard deviation over the two seeds.
     let csv = std::fs::read_to_string(out.join("runs/table.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 6, "{csv}");
+    let loss_sd = {
+        let (a, b) = (s1["test"]["accuracy"].as_f64().unwrap(), s2["test"]["accuracy"].as_f64().unwrap());
+        trainer::sweep::mean_std(&[a, b])
+    };
     // Each row reports the sparsity it measured: the scheduled one for the top-k methods.
-    for (line, (method, remaining)) in lines[1..].iter().zip([("dense", "100.00%"), ("magnitude", "50.00%"), ("magnitude", "25.00%"), ("movement", "50.00%"), ("movement", "25.00%")]) {
+    for (line, (conf, method, remaining)) in lines[1..].iter().zip([
+        ("dense", "dense", "1.000000"),
+        ("magnitude-0.5", "magnitude", "0.500000"),
+        ("magnitude-0.25", "magnitude", "0.250000"),
+        ("movement-0.5", "movement", "0.500000"),
+        ("movement-0.25", "movement", "0.250000"),
+    ]) {
         let cells: Vec<&str> = line.split(',').collect();
-        assert_eq!((cells[1], cells[4]), (method, remaining), "{line}");
+        assert_eq!((cells[0], cells[1], cells[4], cells[5], cells[12]), (conf, method, remaining, "0.000000", "2"), "{line}");
+        if conf == "movement-0.5" {
+            assert_eq!(cells[6], format!("{:.6}", loss_sd.0));
+            assert_eq!(cells[7], format!("{:.6}", loss_sd.1));
+        }
     }
-    assert!(std::fs::read_to_string(out.join("runs/table.md")).unwrap().lines().count() == 2 + 1 + 5);
+    let md = std::fs::read_to_string(out.join("runs/table.md")).unwrap();
+    assert!(md.lines().count() == 2 + 1 + 5 && md.contains(" ± "), "{md}");
+    if trainer::plots::font().is_ok() {
+        for png in ["accuracy_vs_remaining.png", "kept_per_layer.png"] {
+            let bytes = std::fs::read(out.join("runs").join(png)).unwrap();
+            assert_eq!(&bytes[1..4], b"PNG", "{png}");
+        }
+    }
     // Resume: a second call reuses every summary instead of training again.
-    let before = std::fs::metadata(out.join("runs/movement-0.25/summary.json")).unwrap().modified().unwrap();
+    let before = std::fs::metadata(out.join("runs/movement-0.25-seed2/summary.json")).unwrap().modified().unwrap();
     let again = trainer::sweep::run(&sweep_file).unwrap();
-    assert_eq!(again.len(), 5);
-    assert_eq!(std::fs::metadata(out.join("runs/movement-0.25/summary.json")).unwrap().modified().unwrap(), before);
+    assert_eq!(again.len(), 10);
+    assert_eq!(std::fs::metadata(out.join("runs/movement-0.25-seed2/summary.json")).unwrap().modified().unwrap(), before);
     // A misspelt key in the grid stops the sweep before any run starts, naming the key.
     std::fs::write(&sweep_file, "base = \"base.toml\"\noutput_dir = \"x\"\n[grid]\n\"pruning.final_densty\" = [0.5]\n").unwrap();
     let err = trainer::sweep::run(&sweep_file).unwrap_err();
@@ -242,5 +271,41 @@ fn structured_run_saves_a_compacted_model_with_the_same_predictions() {
         let m = train_loop::evaluate(&loaded.model, &enc.test, &batcher, 5, 2, &device);
         assert_eq!(m.accuracy, s.test.as_ref().unwrap().accuracy);
         assert!((m.loss - s.test.as_ref().unwrap().loss).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn learned_masks_end_in_a_compacted_model_with_the_sparsity_they_report() {
+    let (ckpt, data, out) = (tmp("gates-ckpt"), tmp("gates-data"), tmp("gates-out"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    for method in ["mask_learning", "minimax_uniform"] {
+        let out = out.join(method);
+        let mut exp = experiment(&ckpt, &data, &out, method);
+        exp.pruning.final_density = 0.5;
+        exp.pruning.scores_lr = Some(0.5);
+        exp.pruning.multipliers_lr = Some(0.5);
+        let s = train_loop::run(&exp, Path::new("test.toml")).unwrap();
+        let c = s.compaction.as_ref().expect("learned structural masks compact");
+        let (small, masked) = (c.test.as_ref().unwrap(), s.test.as_ref().unwrap());
+        assert_eq!((small.accuracy, small.f1), (masked.accuracy, masked.f1), "{method}");
+        assert!((small.loss - masked.loss).abs() < 1e-5, "{method}");
+        // The zeros counted in the folded weights are exactly the removed units' weights
+        // (tiny: a head owns 4·4·16 weights, a neuron 2·16).
+        let kept: usize = c.report.heads.iter().map(|h| h.len() * 256).sum::<usize>() + c.report.ffn_widths.iter().map(|w| w * 32).sum::<usize>();
+        let removed_units = s.prunable_params - kept;
+        let zeros = s.prunable_params - s.prunable_nonzero;
+        if method == "minimax_uniform" {
+            // Exactly the target, the same in every layer.
+            assert_eq!(c.report.heads.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2]);
+            assert_eq!(c.report.ffn_widths, vec![16, 16]);
+            assert_eq!(zeros, s.prunable_params / 2);
+        }
+        // A layer whose whole block closed keeps one (zeroed) head or neuron in the small model.
+        assert!(zeros >= removed_units, "{method}: {zeros} zeros, {removed_units} removed by compaction");
+        assert!(out.join("model.safetensors").exists() && !out.join("masks.safetensors").exists());
+        let model = std::fs::read(out.join("model.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&model).unwrap();
+        assert!(st.names().iter().all(|n| !n.contains("log_alpha") && !n.contains("multipliers")), "pruner parameters are not saved");
     }
 }

@@ -279,6 +279,9 @@ pub struct BertForSequenceClassification {
     pub bert: BertModel,
     pub dropout: Dropout,
     pub classifier: PrunableLinear,
+    /// Parameters a pruner added (mask logits, multipliers); `None` otherwise. Not part of the
+    /// Hugging Face checkpoint: pruners remove them when they finish.
+    pub pruner_params: Option<crate::PrunerParams>,
 }
 
 impl BertForSequenceClassification {
@@ -288,6 +291,7 @@ impl BertForSequenceClassification {
             bert: BertModel::new(c, device),
             dropout: DropoutConfig::new(dropout).init(),
             classifier: PrunableLinear::new(c.hidden_size, num_labels, c.initializer_range, device),
+            pruner_params: None,
         }
     }
 
@@ -357,6 +361,14 @@ impl PrunableModel for BertForSequenceClassification {
     /// Per layer: its heads (rows of Q, K, V; columns of the attention output) and its FFN
     /// neurons (rows of the intermediate dense; columns of the output dense). Indices follow
     /// the order of `prunable_layers` (six matrices per layer).
+    fn pruner_params(&self) -> Option<&crate::PrunerParams> {
+        self.pruner_params.as_ref()
+    }
+
+    fn pruner_params_slot(&mut self) -> Option<&mut Option<crate::PrunerParams>> {
+        Some(&mut self.pruner_params)
+    }
+
     fn unit_groups(&self) -> Vec<UnitGroup> {
         let mut out = Vec::new();
         for (i, layer) in self.bert.encoder.layer.iter().enumerate() {

@@ -7,3 +7,5 @@ pub mod random;
 pub mod soft_movement;
 pub mod l0;
 pub mod mi_layerwise;
+pub mod mask_learning;
+pub mod minimax_uniform;

@@ -1,0 +1,181 @@
+//! Mask learning with a target sparsity (CoFiPruning, Xia et al. 2022), on heads, whole
+//! attention blocks, whole FFN blocks and FFN neurons.
+//!
+//! Hard-concrete gates (see [`crate::gates`]): per head (log α init 10, as METHODS.md gives),
+//! per FFN neuron (init 0, CoFi's drop rate 0.5), per attention block and per FFN block
+//! (init 10). Every training forward pass samples them; evaluation uses CoFi's deterministic
+//! gates. The expected sparsity counts the prunable weights each unit owns:
+//! `ŝ = 1 − Σ_layers [P(mha) Σ_heads P(head)·4·d·d_h + P(ffn) Σ_neurons P(neuron)·2·d] / total`.
+//! The Lagrangian `λ₁(t − ŝ) + λ₂(t − ŝ)²` is added to the loss; λ₁, λ₂ are trained by gradient
+//! ascent (their gradients are negated before the optimizer step; they rise while ŝ is under the
+//! target t). t ramps linearly from 0 after `warmup_steps` to `1 − final_density` at
+//! `T − cooldown_steps`.
+//!
+//! Our design, where CoFi's code is specific to its trainer: the deterministic gates are chosen
+//! per kind across all layers (heads, neurons, attention blocks, FFN blocks), each keeping its
+//! expected number of non-zero gates; hidden dimensions are not masked (not implemented).
+//! At the end the gates are folded into the weights and the model compacts.
+
+use crate::gates::{self, GateTarget};
+use crate::{ParamGroupSpec, Pruner};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use models::PrunableModel;
+
+pub const HEAD_INIT: f64 = 10.0;
+pub const NEURON_INIT: f64 = 0.0;
+pub const BLOCK_INIT: f64 = 10.0;
+
+pub struct MaskLearning {
+    target_sparsity: f64,
+    ramp_start: usize,
+    ramp_end: usize,
+    lr: f64,
+    multipliers_lr: f64,
+    targets: Vec<GateTarget>,
+    /// ŝ after the last step (host), for the reports.
+    expected_sparsity: f64,
+}
+
+impl MaskLearning {
+    pub fn new(final_density: f64, warmup_steps: usize, cooldown_steps: usize, total_steps: usize, lr: f64, multipliers_lr: f64) -> Self {
+        Self {
+            target_sparsity: 1.0 - final_density,
+            ramp_start: warmup_steps,
+            ramp_end: total_steps.saturating_sub(cooldown_steps).max(warmup_steps + 1),
+            lr,
+            multipliers_lr,
+            targets: Vec::new(),
+            expected_sparsity: 0.0,
+        }
+    }
+
+    /// The target sparsity t at `step`: 0, then a linear ramp, then `1 − final_density`.
+    pub fn target_at(&self, step: usize) -> f64 {
+        let p = (step.saturating_sub(self.ramp_start) as f64 / (self.ramp_end - self.ramp_start) as f64).min(1.0);
+        self.target_sparsity * p
+    }
+
+    /// ŝ as a differentiable `[1]` tensor from the log α vectors (units: one per group; blocks:
+    /// the last vector, one entry per group).
+    pub fn expected_sparsity(targets: &[GateTarget], log_alpha: &[Tensor<1>]) -> Tensor<1> {
+        let g = targets.len();
+        let block_p = gates::open_probability(log_alpha[g].clone());
+        let total: usize = targets.iter().map(|t| t.count * t.params_per_unit).sum();
+        let kept: Vec<Tensor<1>> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| gates::open_probability(log_alpha[i].clone()).sum() * block_p.clone().slice([i..i + 1]) * t.params_per_unit as f64)
+            .collect();
+        (Tensor::cat(kept, 0).sum() / total as f64).neg() + 1.0
+    }
+
+    fn log_alpha(model: &dyn PrunableModel) -> Vec<Tensor<1>> {
+        gates::params(model).log_alpha.iter().map(|p| p.val()).collect()
+    }
+
+    /// The deterministic gates: per kind (heads, neurons) across layers, and per block kind.
+    fn deterministic(&self, log_alpha: &[Tensor<1>]) -> (Vec<Vec<f32>>, Vec<f32>) {
+        let g = self.targets.len();
+        let host: Vec<Vec<f32>> = log_alpha.iter().map(|t| gates::host(t.clone())).collect();
+        let mut units: Vec<Vec<f32>> = vec![Vec::new(); g];
+        let mut blocks = vec![0.0f32; g];
+        for heads in [true, false] {
+            let idx: Vec<usize> = (0..g).filter(|&i| self.targets[i].is_heads == heads).collect();
+            let all: Vec<f32> = idx.iter().flat_map(|&i| host[i].iter().copied()).collect();
+            let z = gates::deterministic(&all, gates::expected_kept(&all));
+            let mut offset = 0;
+            for &i in &idx {
+                units[i] = z[offset..offset + host[i].len()].to_vec();
+                offset += host[i].len();
+            }
+            let block_alpha: Vec<f32> = idx.iter().map(|&i| host[g][i]).collect();
+            let bz = gates::deterministic(&block_alpha, gates::expected_kept(&block_alpha));
+            for (k, &i) in idx.iter().enumerate() {
+                blocks[i] = bz[k];
+            }
+        }
+        (units, blocks)
+    }
+
+    fn set_deterministic(&self, model: &mut dyn PrunableModel) -> (Vec<Vec<f32>>, Vec<f32>) {
+        let (units, blocks) = self.deterministic(&Self::log_alpha(model));
+        let device = model.prunable_layers()[0].1.weight.val().device();
+        let unit_t: Vec<Tensor<1>> = units.iter().map(|z| Tensor::from_data(burn::tensor::TensorData::new(z.clone(), [z.len()]), &device)).collect();
+        let block_t: Vec<Tensor<1>> = blocks.iter().map(|&b| Tensor::from_data(burn::tensor::TensorData::new(vec![b], [1]), &device)).collect();
+        gates::set_gates(model, &self.targets, &unit_t, Some(&block_t));
+        (units, blocks)
+    }
+}
+
+impl Pruner for MaskLearning {
+    fn name(&self) -> &'static str {
+        "mask_learning"
+    }
+
+    fn init(&mut self, model: &mut dyn PrunableModel) {
+        self.targets = gates::targets(model).expect("mask_learning needs a model with heads and FFN neurons");
+        let mut spec: Vec<(usize, f64)> = self.targets.iter().map(|t| (t.count, if t.is_heads { HEAD_INIT } else { NEURON_INIT })).collect();
+        spec.push((self.targets.len(), BLOCK_INIT));
+        gates::init_params(model, &spec, &[(2, 0.0)]).expect("pruner parameters");
+    }
+
+    fn apply_masks(&mut self, model: &mut dyn PrunableModel, _step: usize) {
+        let la = Self::log_alpha(model);
+        let g = self.targets.len();
+        let units: Vec<Tensor<1>> = la[..g].iter().map(|a| gates::sample_fresh(a.clone())).collect();
+        let z_blocks = gates::sample_fresh(la[g].clone());
+        let blocks: Vec<Tensor<1>> = (0..g).map(|i| z_blocks.clone().slice([i..i + 1])).collect();
+        gates::set_gates(model, &self.targets, &units, Some(&blocks));
+    }
+
+    fn eval_masks(&mut self, model: &mut dyn PrunableModel, _step: usize) {
+        self.set_deterministic(model);
+    }
+
+    fn loss_term(&self, model: &dyn PrunableModel, step: usize) -> Option<Tensor<1>> {
+        let s_hat = Self::expected_sparsity(&self.targets, &Self::log_alpha(model));
+        let lambda = gates::params(model).multipliers[0].val();
+        let gap = s_hat.neg() + self.target_at(step); // t − ŝ
+        Some(lambda.clone().slice([0..1]) * gap.clone() + lambda.slice([1..2]) * gap.powi_scalar(2))
+    }
+
+    fn adjust_gradients(&self, model: &dyn PrunableModel, grads: &mut GradientsParams) {
+        for p in &gates::params(model).multipliers {
+            if let Some(g) = grads.remove::<1>(p.id) {
+                grads.register(p.id, g.neg());
+            }
+        }
+    }
+
+    fn after_step(&mut self, model: &mut dyn PrunableModel, _step: usize) {
+        let s = Self::expected_sparsity(&self.targets, &Self::log_alpha(model));
+        self.expected_sparsity = gates::host(s)[0] as f64;
+    }
+
+    fn finalize(&mut self, model: &mut dyn PrunableModel, _step: usize) {
+        let (units, blocks) = self.deterministic(&Self::log_alpha(model));
+        gates::fold(model, &self.targets, &units, Some(&blocks));
+    }
+
+    fn param_groups(&self) -> Vec<ParamGroupSpec> {
+        vec![
+            ParamGroupSpec { path_contains: "log_alpha".into(), lr: self.lr, weight_decay: 0.0 },
+            ParamGroupSpec { path_contains: "multipliers".into(), lr: self.multipliers_lr, weight_decay: 0.0 },
+        ]
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "expected_sparsity": self.expected_sparsity })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value, _model: &dyn PrunableModel) -> Result<(), String> {
+        self.expected_sparsity = state.get("expected_sparsity").and_then(|v| v.as_f64()).ok_or("pruner state: expected_sparsity missing")?;
+        Ok(())
+    }
+
+    /// 1 − ŝ, the expected kept fraction after the last step.
+    fn scheduled_density(&self, _step: usize) -> f64 {
+        1.0 - self.expected_sparsity
+    }
+}

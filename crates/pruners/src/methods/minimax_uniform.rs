@@ -1,0 +1,160 @@
+//! Minimax masks with the same structure in every layer (MaskPrune, Qin et al. 2025).
+//!
+//! Our design (METHODS.md gives the objective, not the code): hard-concrete gates on heads and
+//! FFN neurons as in [`super::mask_learning`] (no whole-block gates: every layer keeps the same
+//! shape). One shared target per structure type: every layer keeps `s_heads` heads and
+//! `s_neurons` neurons, the kept fraction `final_density` of each (so the prunable weights
+//! remaining are `final_density` of the total). Per layer l and type, the constraint is the
+//! excess of expected kept units, as a fraction: `c_l = (Σ_u P(z_u ≠ 0) − s_l(t)) / n_l`, with
+//! `s_l(t)` going linearly from `n_l` to `s_l` over the ramp. The loss adds
+//! `Σ_l λ₁,l c_l + λ₂,l c_l²`; the multipliers rise by gradient ascent while a layer keeps too
+//! many units, and are projected back to λ ≥ 0 after every step. Evaluation and the end keep
+//! exactly `s_l(t)` units per layer, the largest log α, with CoFi's soft values.
+
+use crate::gates::{self, GateTarget};
+use crate::units::kept_units;
+use crate::{ParamGroupSpec, Pruner};
+use burn::optim::GradientsParams;
+use burn::tensor::{Tensor, TensorData};
+use models::PrunableModel;
+
+pub struct MinimaxUniform {
+    density: f64,
+    ramp_start: usize,
+    ramp_end: usize,
+    lr: f64,
+    multipliers_lr: f64,
+    targets: Vec<GateTarget>,
+    /// Expected kept units per group after the last step (host), for the reports.
+    expected_kept: Vec<f64>,
+}
+
+impl MinimaxUniform {
+    pub fn new(final_density: f64, warmup_steps: usize, cooldown_steps: usize, total_steps: usize, lr: f64, multipliers_lr: f64) -> Self {
+        Self {
+            density: final_density,
+            ramp_start: warmup_steps,
+            ramp_end: total_steps.saturating_sub(cooldown_steps).max(warmup_steps + 1),
+            lr,
+            multipliers_lr,
+            targets: Vec::new(),
+            expected_kept: Vec::new(),
+        }
+    }
+
+    /// Units group `t` keeps at `step` (real-valued during the ramp; an integer at its end).
+    pub fn target_units(&self, t: &GateTarget, step: usize) -> f64 {
+        let p = (step.saturating_sub(self.ramp_start) as f64 / (self.ramp_end - self.ramp_start) as f64).min(1.0);
+        let fin = kept_units(t.count, self.density) as f64;
+        t.count as f64 - (t.count as f64 - fin) * p
+    }
+
+    /// The exact number kept at `step` (rounded target).
+    pub fn kept_at(&self, t: &GateTarget, step: usize) -> usize {
+        (self.target_units(t, step).round() as usize).clamp(1, t.count)
+    }
+
+    /// The constraints `c_l` of every group as one `[groups]` tensor (differentiable).
+    pub fn constraints(&self, log_alpha: &[Tensor<1>], step: usize) -> Tensor<1> {
+        let device = log_alpha[0].device();
+        let expected: Vec<Tensor<1>> = log_alpha.iter().map(|a| gates::open_probability(a.clone()).sum()).collect();
+        let target: Vec<f32> = self.targets.iter().map(|t| self.target_units(t, step) as f32).collect();
+        let counts: Vec<f32> = self.targets.iter().map(|t| t.count as f32).collect();
+        let n = target.len();
+        (Tensor::cat(expected, 0) - Tensor::from_data(TensorData::new(target, [n]), &device)) / Tensor::from_data(TensorData::new(counts, [n]), &device)
+    }
+
+    fn log_alpha(model: &dyn PrunableModel) -> Vec<Tensor<1>> {
+        gates::params(model).log_alpha.iter().map(|p| p.val()).collect()
+    }
+
+    fn deterministic(&self, model: &dyn PrunableModel, step: usize) -> Vec<Vec<f32>> {
+        Self::log_alpha(model).into_iter().zip(&self.targets).map(|(a, t)| gates::deterministic(&gates::host(a), self.kept_at(t, step))).collect()
+    }
+}
+
+impl Pruner for MinimaxUniform {
+    fn name(&self) -> &'static str {
+        "minimax_uniform"
+    }
+
+    fn init(&mut self, model: &mut dyn PrunableModel) {
+        self.targets = gates::targets(model).expect("minimax_uniform needs a model with heads and FFN neurons");
+        let spec: Vec<(usize, f64)> =
+            self.targets.iter().map(|t| (t.count, if t.is_heads { super::mask_learning::HEAD_INIT } else { super::mask_learning::NEURON_INIT })).collect();
+        let g = self.targets.len();
+        gates::init_params(model, &spec, &[(g, 0.0), (g, 0.0)]).expect("pruner parameters");
+        self.expected_kept = self.targets.iter().map(|t| t.count as f64).collect();
+    }
+
+    fn apply_masks(&mut self, model: &mut dyn PrunableModel, _step: usize) {
+        let units: Vec<Tensor<1>> = Self::log_alpha(model).into_iter().map(gates::sample_fresh).collect();
+        gates::set_gates(model, &self.targets, &units, None);
+    }
+
+    fn eval_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
+        let z = self.deterministic(model, step);
+        let device = model.prunable_layers()[0].1.weight.val().device();
+        let units: Vec<Tensor<1>> = z.into_iter().map(|v| {
+            let n = v.len();
+            Tensor::from_data(TensorData::new(v, [n]), &device)
+        }).collect();
+        gates::set_gates(model, &self.targets, &units, None);
+    }
+
+    fn loss_term(&self, model: &dyn PrunableModel, step: usize) -> Option<Tensor<1>> {
+        let c = self.constraints(&Self::log_alpha(model), step);
+        let m = &gates::params(model).multipliers;
+        Some((m[0].val() * c.clone() + m[1].val() * c.powi_scalar(2)).sum())
+    }
+
+    fn adjust_gradients(&self, model: &dyn PrunableModel, grads: &mut GradientsParams) {
+        for p in &gates::params(model).multipliers {
+            if let Some(g) = grads.remove::<1>(p.id) {
+                grads.register(p.id, g.neg());
+            }
+        }
+    }
+
+    /// Projection of the multipliers onto λ ≥ 0, and the expected kept units for the reports.
+    fn after_step(&mut self, model: &mut dyn PrunableModel, _step: usize) {
+        if let Some(Some(params)) = model.pruner_params_slot() {
+            for p in params.multipliers.iter_mut() {
+                // A new leaf: the clamped value must stay a trainable parameter.
+                *p = p.clone().map(|t| {
+                    let grad = t.is_require_grad();
+                    t.clamp_min(0.0).detach().set_require_grad(grad)
+                });
+            }
+        }
+        self.expected_kept = Self::log_alpha(model).into_iter().map(|a| gates::host(gates::open_probability(a)).iter().map(|&p| p as f64).sum()).collect();
+    }
+
+    fn finalize(&mut self, model: &mut dyn PrunableModel, step: usize) {
+        let z = self.deterministic(model, step);
+        gates::fold(model, &self.targets, &z, None);
+    }
+
+    fn param_groups(&self) -> Vec<ParamGroupSpec> {
+        vec![
+            ParamGroupSpec { path_contains: "log_alpha".into(), lr: self.lr, weight_decay: 0.0 },
+            ParamGroupSpec { path_contains: "multipliers".into(), lr: self.multipliers_lr, weight_decay: 0.0 },
+        ]
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "expected_kept": self.expected_kept })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value, _model: &dyn PrunableModel) -> Result<(), String> {
+        self.expected_kept = serde_json::from_value(state.get("expected_kept").cloned().unwrap_or_default()).map_err(|e| format!("pruner state: expected_kept: {e}"))?;
+        Ok(())
+    }
+
+    /// The kept fraction of prunable weights the exact selection at `step` gives.
+    fn scheduled_density(&self, step: usize) -> f64 {
+        let total: usize = self.targets.iter().map(|t| t.count * t.params_per_unit).sum();
+        let kept: usize = self.targets.iter().map(|t| self.kept_at(t, step) * t.params_per_unit).sum();
+        kept as f64 / total.max(1) as f64
+    }
+}

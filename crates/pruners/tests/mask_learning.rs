@@ -1,0 +1,187 @@
+//! Learned structural masks on a tiny BERT (CoFi-style mask learning and minimax uniform masks):
+//! the expected-sparsity formula, the multipliers' ascent, the deterministic gates, and the
+//! folded/compacted model computing what the gated model computed.
+
+use burn::module::{Module, Param};
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use models::{BertConfig, BertForSequenceClassification, PrunableModel};
+use pruners::gates::{self, GateTarget};
+use pruners::methods::mask_learning::MaskLearning;
+use pruners::{Pruner, PruningConfig};
+
+#[allow(deprecated)]
+fn cpu() -> Device {
+    Device::ndarray()
+}
+
+fn model() -> BertForSequenceClassification {
+    let device = cpu();
+    device.seed(5);
+    BertForSequenceClassification::new(&BertConfig::tiny(30), 2, &device)
+}
+
+fn pruner(method: &str, density: f64, total: usize) -> Box<dyn Pruner> {
+    let cfg: PruningConfig = toml::from_str(&format!(
+        "method = \"{method}\"\nfinal_density = {density}\nwarmup_steps = 0\ncooldown_steps = 1\nmultipliers_lr = 0.05\nscores_lr = 0.1"
+    ))
+    .unwrap();
+    cfg.build(total).unwrap()
+}
+
+fn v1(v: Vec<f32>) -> Tensor<1> {
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [n]), &cpu())
+}
+
+fn host1(t: Tensor<1>) -> Vec<f32> {
+    t.to_data().convert::<f32>().try_to_vec().unwrap()
+}
+
+fn inputs_on(d: &Device) -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2, Int>) {
+    let d = d.clone();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![2i64, 7, 9, 11, 3, 2, 5, 6, 3, 0], [2, 5]), &d);
+    let types = Tensor::<2, Int>::zeros([2, 5], &d);
+    let mask = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 1, 1, 1, 1, 1, 1, 1, 1, 0], [2, 5]), &d);
+    (ids, types, mask)
+}
+
+fn inputs() -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2, Int>) {
+    inputs_on(&cpu())
+}
+
+#[test]
+fn gate_targets_count_the_weights_each_unit_owns() {
+    let m = model();
+    let t = gates::targets(&m).unwrap();
+    // tiny: hidden 16, 4 heads of 4, FFN 32, 2 layers → (heads, neurons) per layer.
+    assert_eq!(t.len(), 4);
+    assert!(t[0].is_heads && !t[1].is_heads);
+    assert_eq!((t[0].count, t[0].width, t[0].params_per_unit), (4, 4, 4 * 4 * 16));
+    assert_eq!((t[1].count, t[1].width, t[1].params_per_unit), (32, 1, 2 * 16));
+    assert_eq!(t[0].output_side, 3);
+    assert_eq!(t[1].output_side, 5);
+    let total: usize = t.iter().map(|g| g.count * g.params_per_unit).sum();
+    assert_eq!(total, m.prunable_layers().iter().map(|(_, l)| l.dims()[0] * l.dims()[1]).sum::<usize>());
+}
+
+#[test]
+fn expected_sparsity_matches_a_hand_computation() {
+    // Two groups: 2 heads owning 10 weights each, 3 neurons owning 4 each: total 32.
+    let t = |count, ppu, heads| GateTarget { name: String::new(), count, width: 1, output_side: 0, input_side: vec![], params_per_unit: ppu, is_heads: heads };
+    let targets = vec![t(2, 10, true), t(3, 4, false)];
+    // P(open) = σ(log α + 1.5986): choose log α so that P = 0.8, 0.5 (heads); 1, 0.25, 0.5
+    // (neurons); blocks 0.5 and 1.
+    let shift = -(2.0f64 / 3.0) * (0.1f64 / 1.1).ln();
+    let logit = |p: f64| ((p / (1.0 - p)).ln() - shift) as f32;
+    let la = vec![v1(vec![logit(0.8), logit(0.5)]), v1(vec![30.0, logit(0.25), logit(0.5)]), v1(vec![logit(0.5), 30.0])];
+    let s = host1(MaskLearning::expected_sparsity(&targets, &la))[0] as f64;
+    // kept = 0.5·(0.8 + 0.5)·10 + 1·(1 + 0.25 + 0.5)·4 = 6.5 + 7 = 13.5 → ŝ = 1 − 13.5/32.
+    assert!((s - (1.0 - 13.5 / 32.0)).abs() < 1e-5, "{s}");
+    // And the host probability agrees with the tensor one.
+    assert!((gates::open_probability_host(logit(0.25)) - 0.25).abs() < 1e-6);
+}
+
+#[test]
+fn deterministic_gates_keep_the_expected_count_with_soft_values() {
+    let la = [10.0f32, -10.0, 0.0, 3.0];
+    // P(open) ≈ 1, 0, 0.832, 0.991 → Σ closed ≈ 1.18 → 1 zero, 3 kept.
+    assert_eq!(gates::expected_kept(&la), 3);
+    let z = gates::deterministic(&la, 3);
+    assert_eq!(z[1], 0.0);
+    for i in [0, 2, 3] {
+        let want = 1.0 / (1.0 + (-(0.8 * la[i] as f64 / (2.0 / 3.0))).exp());
+        assert!((z[i] as f64 - want).abs() < 1e-6);
+    }
+}
+
+/// One training step of the model with `p` (loss = logits.sum() + the pruner's term), with the
+/// multipliers' gradient negated as the trainer does.
+fn step(model: BertForSequenceClassification, p: &mut dyn Pruner, step: usize) -> BertForSequenceClassification {
+    let mut model = model;
+    p.apply_masks(&mut model, step);
+    let (ids, types, mask) = inputs_on(&cpu().autodiff());
+    let logits = model.forward(ids, types, mask);
+    let loss = logits.sum() * 0.0 + p.loss_term(&model, step).unwrap();
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    p.adjust_gradients(&model, &mut grads);
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let model = optim.step(0.05, model, grads);
+    let mut model = model;
+    p.after_step(&mut model, step);
+    model
+}
+
+#[test]
+fn multipliers_rise_while_sparsity_is_under_target() {
+    for method in ["mask_learning", "minimax_uniform"] {
+        let mut p = pruner(method, 0.4, 10);
+        let mut m = model();
+        p.init(&mut m);
+        let mut m = m.train();
+        let mut last = vec![0.0f32; 0];
+        // The target ramps over steps 0..9 to 60%; from step 5 on it is above the initial ŝ
+        // (≈ 0.11: neuron gates start at log α = 0, P(open) ≈ 0.83).
+        for t in 5..8 {
+            m = step(m, p.as_mut(), t);
+            let params = m.pruner_params.as_ref().unwrap();
+            let lambda: Vec<f32> = params.multipliers.iter().flat_map(|l| host1(l.val())).collect();
+            // Masks start (almost) open: sparsity is under the target, so every multiplier rises.
+            if !last.is_empty() {
+                for (a, b) in last.iter().zip(&lambda) {
+                    assert!(b > a, "{method} step {t}: {last:?} → {lambda:?}");
+                }
+            }
+            assert!(lambda.iter().all(|&l| l > 0.0), "{method}: {lambda:?}");
+            last = lambda;
+        }
+    }
+}
+
+#[test]
+fn folded_gates_and_compaction_compute_what_the_gated_model_computed() {
+    for method in ["mask_learning", "minimax_uniform"] {
+        let mut p = pruner(method, 0.5, 4);
+        let mut m = model();
+        p.init(&mut m);
+        // Spread the logits so that some units and one attention block close.
+        {
+            let params = m.pruner_params.as_mut().unwrap();
+            for (g, la) in params.log_alpha.iter_mut().enumerate() {
+                let n = la.val().dims()[0];
+                let v: Vec<f32> = (0..n).map(|i| ((i * 7 + g * 3) % 11) as f32 - 4.0).collect();
+                *la = Param::from_tensor(v1(v));
+            }
+            if method == "mask_learning" {
+                // Blocks: layer 1's attention closed (expected-kept count keeps 3 of 4 blocks).
+                params.log_alpha[4] = Param::from_tensor(v1(vec![10.0, 10.0, -10.0, 10.0]));
+            }
+        }
+        let (ids, types, mask) = inputs();
+        let mut gated = m.clone();
+        p.eval_masks(&mut gated, 3);
+        let want = gated.forward(ids.clone(), types.clone(), mask.clone());
+        let mut folded = m.clone();
+        p.finalize(&mut folded, 3);
+        assert!(folded.pruner_params.is_none());
+        assert!(folded.prunable_layers().iter().all(|(_, l)| l.in_gate.is_none() && l.out_gate.is_none() && l.mask.is_none()));
+        let got = folded.forward(ids.clone(), types.clone(), mask.clone());
+        let diff = (want.clone() - got).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "{method}: folded differs by {diff}");
+        let (small, cfg, report) = models::compact::compact(&folded, &BertConfig::tiny(30));
+        let got = small.forward(ids, types, mask);
+        let diff = (want - got).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-4, "{method}: compacted differs by {diff}");
+        assert!(report.params_after < report.params_before);
+        let heads: Vec<usize> = report.heads.iter().map(Vec::len).collect();
+        if method == "minimax_uniform" {
+            // The same shape in every layer: 2 of 4 heads, 16 of 32 neurons.
+            assert_eq!(heads, vec![2, 2]);
+            assert_eq!(report.ffn_widths, vec![16, 16]);
+        } else {
+            assert_eq!(cfg.num_hidden_layers, 2);
+            assert!(heads[1] <= 1, "layer 1's attention block is closed: {heads:?}");
+        }
+        assert_eq!(small.num_params(), report.params_after);
+    }
+}
