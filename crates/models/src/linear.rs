@@ -92,8 +92,8 @@ impl PrunableLinear {
             }
             w
         });
-        if let (Some(b), Some(g)) = (self.bias.take(), &out) {
-            self.bias = Some(b.map(|b| b * g.clone()));
+        if let Some(g) = &out {
+            self.bias = self.bias.take().map(|b| b.map(|b| b * g.clone()));
         }
     }
 

@@ -15,10 +15,18 @@ fn cpu() -> Device {
     Device::ndarray()
 }
 
+/// The tiny model with non-zero biases everywhere (a fresh one has zero biases, which would
+/// hide a bias lost on the way).
 fn model() -> BertForSequenceClassification {
     let device = cpu();
     device.seed(5);
-    BertForSequenceClassification::new(&BertConfig::tiny(30), 2, &device)
+    let mut m = BertForSequenceClassification::new(&BertConfig::tiny(30), 2, &device);
+    for (_, l) in m.prunable_layers_mut() {
+        if let Some(b) = l.bias.take() {
+            l.bias = Some(b.map(|b| b.random_like(burn::tensor::Distribution::Normal(0.0, 0.5))));
+        }
+    }
+    m
 }
 
 fn pruner(method: &str, density: f64, total: usize) -> Box<dyn Pruner> {
