@@ -113,7 +113,10 @@ pub fn targets(model: &dyn PrunableModel) -> Result<Vec<GateTarget>, String> {
 /// Adds the pruner's parameters to the model: one log α vector per entry of `log_alpha`
 /// (length, initial value) and one multiplier vector per entry of `multipliers`.
 pub fn init_params(model: &mut dyn PrunableModel, log_alpha: &[(usize, f64)], multipliers: &[(usize, f64)]) -> Result<(), String> {
-    let device = model.prunable_layers().first().map(|(_, l)| l.weight.val().device()).ok_or("no prunable layers")?;
+    if model.prunable_layers().is_empty() {
+        return Err("no prunable layers".into());
+    }
+    let device = model_device(model);
     let make = |spec: &[(usize, f64)]| spec.iter().map(|&(n, v)| Param::from_tensor(Tensor::<1>::full([n], v, &device))).collect();
     let slot = model.pruner_params_slot().ok_or("this model cannot hold learned masks (no pruner_params slot)")?;
     if slot.is_none() {
@@ -155,9 +158,42 @@ pub fn host(t: Tensor<1>) -> Vec<f32> {
     t.detach().to_data().convert::<f32>().try_to_vec().expect("f32")
 }
 
-fn device_vec(v: Vec<f32>, device: &burn::tensor::Device) -> Tensor<1> {
+/// A host vector as a 1-D tensor on `device`.
+pub fn device_vec(v: Vec<f32>, device: &burn::tensor::Device) -> Tensor<1> {
     let n = v.len();
     Tensor::from_data(TensorData::new(v, [n]), device)
+}
+
+/// The device the model's prunable weights live on.
+pub fn model_device(model: &dyn PrunableModel) -> burn::tensor::Device {
+    model.prunable_layers().first().map(|(_, l)| l.weight.val().device()).expect("prunable layers")
+}
+
+/// Sets host gate values (deterministic gates): `unit_z[g]` per group and, when given, one
+/// `block_z[g]` per group.
+pub fn set_host_gates(model: &mut dyn PrunableModel, targets: &[GateTarget], unit_z: &[Vec<f32>], block_z: Option<&[f32]>) {
+    let device = model_device(model);
+    let unit_t: Vec<Tensor<1>> = unit_z.iter().map(|z| device_vec(z.clone(), &device)).collect();
+    let block_t: Option<Vec<Tensor<1>>> = block_z.map(|b| b.iter().map(|&v| device_vec(vec![v], &device)).collect());
+    set_gates(model, targets, &unit_t, block_t.as_deref());
+}
+
+/// Gradient ascent on the Lagrange multipliers: their gradients are negated before the
+/// optimizer step (the `Pruner::adjust_gradients` of the learned-mask methods).
+pub fn negate_multiplier_gradients(model: &dyn PrunableModel, grads: &mut burn::optim::GradientsParams) {
+    for p in &params(model).multipliers {
+        if let Some(g) = grads.remove::<1>(p.id) {
+            grads.register(p.id, g.neg());
+        }
+    }
+}
+
+/// The optimizer groups of the learned-mask methods: gate logits and multipliers, no decay.
+pub fn param_groups(lr: f64, multipliers_lr: f64) -> Vec<crate::ParamGroupSpec> {
+    vec![
+        crate::ParamGroupSpec { path_contains: "log_alpha".into(), lr, weight_decay: 0.0 },
+        crate::ParamGroupSpec { path_contains: "multipliers".into(), lr: multipliers_lr, weight_decay: 0.0 },
+    ]
 }
 
 /// The end of a mask-learning run: the deterministic gates `unit_z` (and `block_z`) are folded
@@ -165,10 +201,8 @@ fn device_vec(v: Vec<f32>, device: &burn::tensor::Device) -> Tensor<1> {
 /// the weights is the sparsity removed), and the pruner's parameters are dropped. The model
 /// then computes exactly what it computed with the gates, and compacts.
 pub fn fold(model: &mut dyn PrunableModel, targets: &[GateTarget], unit_z: &[Vec<f32>], block_z: Option<&[f32]>) {
-    let device = model.prunable_layers().first().map(|(_, l)| l.weight.val().device()).expect("prunable layers");
-    let unit_t: Vec<Tensor<1>> = unit_z.iter().map(|z| device_vec(z.clone(), &device)).collect();
-    let block_t: Option<Vec<Tensor<1>>> = block_z.map(|b| b.iter().map(|&v| device_vec(vec![v], &device)).collect());
-    set_gates(model, targets, &unit_t, block_t.as_deref());
+    let device = model_device(model);
+    set_host_gates(model, targets, unit_z, block_z);
     {
         let mut layers = model.prunable_layers_mut();
         for (g, t) in targets.iter().enumerate() {

@@ -286,6 +286,7 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
         None => (0.0, 0.0, 0usize, (0.0f64, 0usize)),
     };
     let checkpoint_every = t.checkpoint_every.unwrap_or(t.eval_every);
+    let (nan_at, crash_after) = (test_hook("PRUNEKIT_NAN_AT_STEP"), test_hook("PRUNEKIT_CRASH_AFTER_CHECKPOINT"));
     for step in start..total_steps {
         let pos = step % steps_per_epoch;
         if pos == 0 || order.is_empty() {
@@ -330,7 +331,7 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
         if let Some(extra) = pruner.loss_term(&model, step) {
             loss = loss + extra;
         }
-        if test_hook("PRUNEKIT_NAN_AT_STEP") == Some(step) {
+        if nan_at == Some(step) {
             loss = loss * f32::NAN; // test hook: a diverged step
         }
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
@@ -391,11 +392,9 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
             };
             let dir = checkpoint::save(out, &model, &optim, state, t.keep_checkpoints.max(1))?;
             bar.suspend(|| tracing::info!("step {done}: checkpoint {} ({:.1}s)", dir.display(), cs.elapsed().as_secs_f64()));
-            if let Some(n) = test_hook("PRUNEKIT_CRASH_AFTER_CHECKPOINT") {
-                if n == done {
-                    // Test hook: die like `kill -9` (no unwinding, no cleanup) right here.
-                    std::process::abort();
-                }
+            if crash_after == Some(done) {
+                // Test hook: die like `kill -9` (no unwinding, no cleanup) right here.
+                std::process::abort();
             }
         }
     }

@@ -10,12 +10,10 @@
 
 use crate::{ParamGroupSpec, Pruner};
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::Tensor;
 use models::PrunableModel;
 
-pub const LIMIT_LEFT: f64 = -0.1;
-pub const LIMIT_RIGHT: f64 = 1.1;
-pub const BETA: f64 = 2.0 / 3.0;
+pub use crate::gates::{BETA, LIMIT_LEFT, LIMIT_RIGHT};
 /// log(0.9/0.1): every gate starts open with probability ≈ 0.9.
 pub const SCORE_INIT: f64 = 2.197;
 
@@ -37,14 +35,12 @@ impl L0 {
 
     /// A training mask from uniform noise `u` (same shape as `scores`).
     pub fn sample_mask(scores: Tensor<2>, u: Tensor<2>) -> Tensor<2> {
-        let logit_u = u.clone().log() - (u.neg() + 1.0).log();
-        let s = sigmoid((logit_u + scores) / BETA);
-        (s * (LIMIT_RIGHT - LIMIT_LEFT) + LIMIT_LEFT).clamp(0.0, 1.0)
+        crate::gates::sample(scores, u)
     }
 
     /// P(gate ≠ 0) per weight: `σ(S − β log(−l/r))`.
     pub fn open_probability(scores: Tensor<2>) -> Tensor<2> {
-        sigmoid(scores - BETA * (-LIMIT_LEFT / LIMIT_RIGHT).ln())
+        crate::gates::open_probability(scores)
     }
 
 }
@@ -69,9 +65,7 @@ impl Pruner for L0 {
         let numel: usize = scores.iter().map(|s| s.dims().iter().product::<usize>()).sum();
         self.measured_density = kept.iter().map(|&k| k as f64).sum::<f64>() / numel.max(1) as f64;
         for ((_, layer), s) in model.prunable_layers_mut().into_iter().zip(scores) {
-            // u in (1e-6, 1 − 1e-6): log(u) and log(1 − u) stay finite.
-            let u = Tensor::random(s.dims(), Distribution::Uniform(1e-6, 1.0 - 1e-6), &s.device());
-            layer.mask = Some(Self::sample_mask(s, u));
+            layer.mask = Some(crate::gates::sample_fresh(s));
         }
     }
 

@@ -98,14 +98,6 @@ impl MaskLearning {
         (units, blocks)
     }
 
-    fn set_deterministic(&self, model: &mut dyn PrunableModel) -> (Vec<Vec<f32>>, Vec<f32>) {
-        let (units, blocks) = self.deterministic(&Self::log_alpha(model));
-        let device = model.prunable_layers()[0].1.weight.val().device();
-        let unit_t: Vec<Tensor<1>> = units.iter().map(|z| Tensor::from_data(burn::tensor::TensorData::new(z.clone(), [z.len()]), &device)).collect();
-        let block_t: Vec<Tensor<1>> = blocks.iter().map(|&b| Tensor::from_data(burn::tensor::TensorData::new(vec![b], [1]), &device)).collect();
-        gates::set_gates(model, &self.targets, &unit_t, Some(&block_t));
-        (units, blocks)
-    }
 }
 
 impl Pruner for MaskLearning {
@@ -130,7 +122,8 @@ impl Pruner for MaskLearning {
     }
 
     fn eval_masks(&mut self, model: &mut dyn PrunableModel, _step: usize) {
-        self.set_deterministic(model);
+        let (units, blocks) = self.deterministic(&Self::log_alpha(model));
+        gates::set_host_gates(model, &self.targets, &units, Some(&blocks));
     }
 
     fn loss_term(&self, model: &dyn PrunableModel, step: usize) -> Option<Tensor<1>> {
@@ -141,11 +134,7 @@ impl Pruner for MaskLearning {
     }
 
     fn adjust_gradients(&self, model: &dyn PrunableModel, grads: &mut GradientsParams) {
-        for p in &gates::params(model).multipliers {
-            if let Some(g) = grads.remove::<1>(p.id) {
-                grads.register(p.id, g.neg());
-            }
-        }
+        gates::negate_multiplier_gradients(model, grads);
     }
 
     fn after_step(&mut self, model: &mut dyn PrunableModel, _step: usize) {
@@ -159,10 +148,7 @@ impl Pruner for MaskLearning {
     }
 
     fn param_groups(&self) -> Vec<ParamGroupSpec> {
-        vec![
-            ParamGroupSpec { path_contains: "log_alpha".into(), lr: self.lr, weight_decay: 0.0 },
-            ParamGroupSpec { path_contains: "multipliers".into(), lr: self.multipliers_lr, weight_decay: 0.0 },
-        ]
+        gates::param_groups(self.lr, self.multipliers_lr)
     }
 
     fn state(&self) -> serde_json::Value {

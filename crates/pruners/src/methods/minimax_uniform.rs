@@ -94,12 +94,7 @@ impl Pruner for MinimaxUniform {
 
     fn eval_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
         let z = self.deterministic(model, step);
-        let device = model.prunable_layers()[0].1.weight.val().device();
-        let units: Vec<Tensor<1>> = z.into_iter().map(|v| {
-            let n = v.len();
-            Tensor::from_data(TensorData::new(v, [n]), &device)
-        }).collect();
-        gates::set_gates(model, &self.targets, &units, None);
+        gates::set_host_gates(model, &self.targets, &z, None);
     }
 
     fn loss_term(&self, model: &dyn PrunableModel, step: usize) -> Option<Tensor<1>> {
@@ -109,11 +104,7 @@ impl Pruner for MinimaxUniform {
     }
 
     fn adjust_gradients(&self, model: &dyn PrunableModel, grads: &mut GradientsParams) {
-        for p in &gates::params(model).multipliers {
-            if let Some(g) = grads.remove::<1>(p.id) {
-                grads.register(p.id, g.neg());
-            }
-        }
+        gates::negate_multiplier_gradients(model, grads);
     }
 
     /// Projection of the multipliers onto λ ≥ 0, and the expected kept units for the reports.
@@ -127,7 +118,9 @@ impl Pruner for MinimaxUniform {
                 });
             }
         }
-        self.expected_kept = Self::log_alpha(model).into_iter().map(|a| gates::host(gates::open_probability(a)).iter().map(|&p| p as f64).sum()).collect();
+        // One host copy for all groups (this runs every step).
+        let sums: Vec<Tensor<1>> = Self::log_alpha(model).into_iter().map(|a| gates::open_probability(a).sum()).collect();
+        self.expected_kept = gates::host(Tensor::cat(sums, 0)).into_iter().map(f64::from).collect();
     }
 
     fn finalize(&mut self, model: &mut dyn PrunableModel, step: usize) {
@@ -136,10 +129,7 @@ impl Pruner for MinimaxUniform {
     }
 
     fn param_groups(&self) -> Vec<ParamGroupSpec> {
-        vec![
-            ParamGroupSpec { path_contains: "log_alpha".into(), lr: self.lr, weight_decay: 0.0 },
-            ParamGroupSpec { path_contains: "multipliers".into(), lr: self.multipliers_lr, weight_decay: 0.0 },
-        ]
+        gates::param_groups(self.lr, self.multipliers_lr)
     }
 
     fn state(&self) -> serde_json::Value {
