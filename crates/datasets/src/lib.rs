@@ -9,6 +9,7 @@ pub mod glue;
 pub mod item;
 pub mod spam_assassin;
 pub mod split;
+pub mod tabular;
 pub mod tokenizer;
 
 pub use batcher::{Batch, Batcher};
