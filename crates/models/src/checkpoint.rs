@@ -119,7 +119,9 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, TensorData>, Che
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: p.clone(), source })?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| CheckpointError::Corrupt { path: p.clone(), msg: e.to_string() })?;
     let names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
-    let bare_encoder = !names.iter().any(|n| n.starts_with("bert."));
+    // A bare `BertModel` checkpoint (embeddings.*, encoder.*, no `bert.` prefix); other models'
+    // files (e.g. an MLP's layers.*) keep their names.
+    let bare_encoder = !names.iter().any(|n| n.starts_with("bert.")) && names.iter().any(|n| n.starts_with("embeddings.") || n.starts_with("encoder."));
     let mut out = BTreeMap::new();
     for name in names {
         if is_buffer(&name) {

@@ -13,3 +13,5 @@ pub use bert::{BertConfig, BertForSequenceClassification, BertModel, BertOutputs
 pub use linear::{Axis, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup};
 
 pub mod compact;
+pub mod mlp;
+pub use mlp::{Mlp, MlpConfig};
