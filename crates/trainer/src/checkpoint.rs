@@ -18,7 +18,7 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_store::{BurnpackStore, ModuleSnapshot};
-use models::{BertForSequenceClassification, PrunableModel};
+use models::PrunableModel;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -43,6 +43,10 @@ pub struct TrainState {
     pub pruner: serde_json::Value,
     /// The resolved experiment (TOML) the run was started with; a resume must use the same.
     pub experiment: String,
+    /// What the loop computed once and must not recompute (the metrics before pruning, the
+    /// performance-weighted loss's cached weights and targets).
+    #[serde(default)]
+    pub extra: serde_json::Value,
     /// SHA-256 of each file of the checkpoint, by file name.
     pub sha256: std::collections::BTreeMap<String, String>,
 }
@@ -61,10 +65,13 @@ fn sync_file(path: &Path) -> Result<(), String> {
 }
 
 /// Writes a checkpoint for the end of step `state.step - 1` and keeps the newest `keep`.
-pub fn save(
+/// `reference`: a frozen model the run also needs (the performance-weighted loss's unpruned
+/// model, computed on the fly), saved as `reference.bpk`.
+pub fn save<M: Module + PrunableModel>(
     output_dir: &Path,
-    model: &BertForSequenceClassification,
+    model: &M,
     optim: &ModuleOptimizer,
+    reference: Option<&M>,
     mut state: TrainState,
     keep: usize,
 ) -> Result<PathBuf, String> {
@@ -86,7 +93,13 @@ pub fn save(
     model.save_into(&mut store).map_err(|e| format!("{}: {e}", tmp.join("model.bpk").display()))?;
     optim.save(tmp.join("optim.bpk")).map_err(|e| format!("{}: {e}", tmp.join("optim.bpk").display()))?;
     models::checkpoint::save_masks(model, &tmp.join("masks.safetensors")).map_err(|e| e.to_string())?;
-    for f in FILES {
+    let mut files = FILES.to_vec();
+    if let Some(r) = reference {
+        let mut store = BurnpackStore::from_file(tmp.join("reference.bpk")).auto_extension(false).overwrite(true);
+        r.save_into(&mut store).map_err(|e| format!("{}: {e}", tmp.join("reference.bpk").display()))?;
+        files.push("reference.bpk");
+    }
+    for f in files {
         sync_file(&tmp.join(f))?;
         state.sha256.insert(f.to_string(), sha256_file(&tmp.join(f))?);
     }
@@ -109,7 +122,7 @@ pub fn save(
 }
 
 /// Names of parameters holding a NaN or an infinity.
-pub fn non_finite_params(model: &BertForSequenceClassification) -> Vec<String> {
+pub fn non_finite_params<M: Module>(model: &M) -> Vec<String> {
     models::checkpoint::named_tensors(model)
         .into_iter()
         .filter(|(_, d)| d.as_slice::<f32>().map(|v| v.iter().any(|x| !x.is_finite())).unwrap_or(false))
@@ -139,7 +152,11 @@ pub fn verify(dir: &Path) -> Result<TrainState, String> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let state: TrainState = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     for f in FILES {
-        let want = state.sha256.get(f).ok_or_else(|| format!("{}: no checksum for {f}", path.display()))?;
+        if !state.sha256.contains_key(f) {
+            return Err(format!("{}: no checksum for {f}", path.display()));
+        }
+    }
+    for (f, want) in &state.sha256 {
         let got = sha256_file(&dir.join(f))?;
         if &got != want {
             return Err(format!("{}: checksum mismatch (file is corrupt or was changed)", dir.join(f).display()));
@@ -173,23 +190,8 @@ pub fn latest(output_dir: &Path) -> Result<Option<(PathBuf, TrainState)>, String
 /// Loads a verified checkpoint into a freshly built training model (same structure, pruner
 /// scores already added by `Pruner::init`) and optimizer. The hard masks of the checkpointed
 /// step are put back on the layers.
-pub fn restore(
-    dir: &Path,
-    mut model: BertForSequenceClassification,
-    optim: ModuleOptimizer,
-    device: &Device,
-) -> Result<(BertForSequenceClassification, ModuleOptimizer), String> {
-    let path = dir.join("model.bpk");
-    let mut store = BurnpackStore::from_file(&path).auto_extension(false);
-    let result = model.load_from(&mut store).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        return Err(format!(
-            "{}: does not match the model of this experiment (missing: {:?}; errors: {:?})",
-            path.display(),
-            result.missing.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
-            result.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>()
-        ));
-    }
+pub fn restore<M: Module + PrunableModel>(dir: &Path, mut model: M, optim: ModuleOptimizer, device: &Device) -> Result<(M, ModuleOptimizer), String> {
+    load_params(&dir.join("model.bpk"), &mut model)?;
     let optim = optim.load(dir.join("optim.bpk")).map_err(|e| format!("{}: {e}", dir.join("optim.bpk").display()))?;
     let masks = models::checkpoint::read_masks(&dir.join("masks.safetensors")).map_err(|e| e.to_string())?;
     for (name, layer) in model.prunable_layers_mut() {
@@ -199,6 +201,21 @@ pub fn restore(
         }
     }
     Ok((model.train(), optim))
+}
+
+/// Loads the parameters of a `.bpk` file of this checkpoint into `model` (same structure).
+pub fn load_params<M: Module>(path: &Path, model: &mut M) -> Result<(), String> {
+    let mut store = BurnpackStore::from_file(path).auto_extension(false);
+    let result = model.load_from(&mut store).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(format!(
+            "{}: does not match the model of this experiment (missing: {:?}; errors: {:?})",
+            path.display(),
+            result.missing.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+            result.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

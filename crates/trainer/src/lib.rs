@@ -18,4 +18,7 @@ pub mod plots;
 pub mod report;
 pub mod source;
 pub mod sweep;
+pub mod tabular_task;
+pub mod task;
+pub mod text_task;
 pub mod train_loop;

@@ -93,7 +93,7 @@ fn run(args: RunArgs) -> Result<(), String> {
     let s = train_loop::run_with(&exp, &path, train_loop::RunOptions { resume: args.resume, overwrite: args.overwrite })?;
     let test = s.test.as_ref().map(|m| format!("test accuracy {:.4} F1 {:.4}, ", m.accuracy, m.f1)).unwrap_or_default();
     println!(
-        "{}: {}validation accuracy {:.4} F1 {:.4}; encoder sparsity {:.2}% ({} of {} weights remain); {} steps in {:.0}s train ({:.1} samples/s) on {}; wrote {}",
+        "{}: {}validation accuracy {:.4} F1 {:.4}; sparsity of the prunable weights {:.2}% ({} of {} weights remain); {} steps in {:.0}s train ({:.1} samples/s) on {}; wrote {}",
         s.name,
         test,
         s.validation.accuracy,

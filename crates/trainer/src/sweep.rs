@@ -166,6 +166,60 @@ fn f(s: &serde_json::Value, path: &[&str]) -> Option<f64> {
     path.iter().try_fold(s, |v, k| v.get(*k))?.as_f64()
 }
 
+/// Subgroup attributes reported by any run (summary `groups`), in first-seen order.
+fn group_attributes(rows: &[Row]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in rows.iter().filter_map(|r| r.summary.as_ref()) {
+        for g in s["groups"].as_array().into_iter().flatten() {
+            if let Some(a) = g["attribute"].as_str() {
+                if !out.iter().any(|x| x == a) {
+                    out.push(a.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The accuracy gap of attribute `attr` after training, or before pruning.
+fn gap(s: &serde_json::Value, attr: &str, before: bool) -> Option<f64> {
+    let groups = if before { &s["before_pruning"]["groups"] } else { &s["groups"] };
+    groups.as_array()?.iter().find(|g| g["attribute"].as_str() == Some(attr))?["accuracy_gap"].as_f64()
+}
+
+/// Extra columns when runs report subgroups: the test accuracy before pruning, and per
+/// attribute the accuracy gap after and before pruning.
+fn fairness_header(attrs: &[String], csv: bool) -> Vec<String> {
+    if attrs.is_empty() {
+        return Vec::new();
+    }
+    let mut h = Vec::new();
+    let mut push = |name: String| {
+        if csv {
+            let key = name.replace(' ', "_");
+            h.push(format!("{key}_mean"));
+            h.push(format!("{key}_sd"));
+        } else {
+            h.push(name);
+        }
+    };
+    push("test accuracy before pruning".into());
+    for a in attrs {
+        push(format!("{a} gap"));
+        push(format!("{a} gap before pruning"));
+    }
+    h
+}
+
+fn fairness_values(s: &serde_json::Value, attrs: &[String]) -> Vec<Option<f64>> {
+    let mut v = vec![f(s, &["before_pruning", "test", "accuracy"])];
+    for a in attrs {
+        v.push(gap(s, a, false));
+        v.push(gap(s, a, true));
+    }
+    v
+}
+
 /// Mean and sample standard deviation (0 for a single value).
 pub fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
@@ -294,6 +348,69 @@ fn group_cells(g: &Group, csv: bool) -> Vec<String> {
     c
 }
 
+/// One subgroup's (or the gap's) statistic over the runs of a configuration, after training or
+/// before pruning.
+fn group_stat(runs: &[&serde_json::Value], attr: &str, group: Option<&str>, key: &str, before: bool) -> String {
+    let v: Vec<f64> = runs
+        .iter()
+        .filter_map(|s| {
+            let groups = if before { &s["before_pruning"]["groups"] } else { &s["groups"] };
+            let a = groups.as_array()?.iter().find(|g| g["attribute"].as_str() == Some(attr))?;
+            match group {
+                Some(name) => a["groups"].as_array()?.iter().find(|g| g["group"].as_str() == Some(name))?[key].as_f64(),
+                None => a[key].as_f64(),
+            }
+        })
+        .collect();
+    match v.len() {
+        0 => "-".into(),
+        1 => format!("{:.2}", 100.0 * v[0]),
+        _ => {
+            let (m, sd) = mean_std(&v);
+            format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * sd)
+        }
+    }
+}
+
+/// `groups.md`: per configuration and subgroup, accuracy and AUROC (in %) before pruning and
+/// after, and the best-to-worst gaps.
+fn group_table(gs: &[Group], attrs: &[String], source: &str) -> String {
+    let mut md = format!(
+        "<!-- written by `trainer sweep {source}`; test split (validation when there is none), in %, mean ± sample sd over seeds; groups marked * are below min_group_size and left out of the gaps -->\n\
+         | configuration | attribute | group | n | accuracy before pruning | accuracy | AUROC before pruning | AUROC |\n|---|---|---|---|---|---|---|---|\n"
+    );
+    for g in gs.iter().filter(|g| !g.runs.is_empty()) {
+        for a in attrs {
+            let Some(first) = g.runs[0]["groups"].as_array().and_then(|v| v.iter().find(|x| x["attribute"].as_str() == Some(a))) else { continue };
+            for grp in first["groups"].as_array().into_iter().flatten() {
+                let name = grp["group"].as_str().unwrap_or("?");
+                let star = if grp["in_gap"].as_bool() == Some(false) { "*" } else { "" };
+                md += &md_line(&[
+                    g.name.to_string(),
+                    a.clone(),
+                    format!("{name}{star}"),
+                    grp["n"].to_string(),
+                    group_stat(&g.runs, a, Some(name), "accuracy", true),
+                    group_stat(&g.runs, a, Some(name), "accuracy", false),
+                    group_stat(&g.runs, a, Some(name), "auroc", true),
+                    group_stat(&g.runs, a, Some(name), "auroc", false),
+                ]);
+            }
+            md += &md_line(&[
+                g.name.to_string(),
+                a.clone(),
+                "**gap (best − worst)**".into(),
+                String::new(),
+                group_stat(&g.runs, a, None, "accuracy_gap", true),
+                group_stat(&g.runs, a, None, "accuracy_gap", false),
+                group_stat(&g.runs, a, None, "auroc_gap", true),
+                group_stat(&g.runs, a, None, "auroc_gap", false),
+            ]);
+        }
+    }
+    md
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
     std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
@@ -303,23 +420,46 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// Writes `results.csv` (per run), `table.md` and `table.csv` (per configuration, mean ± sd over
 /// seeds; the CSV in fractions, the markdown in percent) and the two plots.
 pub fn write_tables(rows: &[Row], dir: &Path, source: &str) -> Result<(), String> {
-    let mut results = RUN_HEADER.join(",") + "\n";
+    let attrs = group_attributes(rows);
+    let mut results = RUN_HEADER.iter().map(|h| h.to_string()).chain(fairness_header(&attrs, false)).collect::<Vec<_>>().join(",") + "\n";
     for r in rows {
-        results += &csv_line(&run_cells(r));
+        let mut c = run_cells(r);
+        if let Some(s) = &r.summary {
+            c.extend(fairness_values(s, &attrs).into_iter().map(|v| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into())));
+        }
+        results += &csv_line(&c);
     }
     write_atomic(&dir.join("results.csv"), results.as_bytes())?;
     let gs = groups(rows);
+    let md_header: Vec<String> = GROUP_HEADER.iter().map(|h| h.to_string()).chain(fairness_header(&attrs, false)).collect();
     let mut md = format!(
         "<!-- written by `trainer sweep {source}`; mean ± sample standard deviation over seeds -->\n{}\n|{}\n",
-        md_line(&GROUP_HEADER.map(String::from)).trim_end(),
-        "---|".repeat(GROUP_HEADER.len())
+        md_line(&md_header).trim_end(),
+        "---|".repeat(md_header.len())
     );
-    let mut csv = GROUP_CSV_HEADER.join(",") + "\n";
+    let mut csv = GROUP_CSV_HEADER.iter().map(|h| h.to_string()).chain(fairness_header(&attrs, true)).collect::<Vec<_>>().join(",") + "\n";
     for g in &gs {
-        md += &md_line(&group_cells(g, false));
-        csv += &csv_line(&group_cells(g, true));
+        let (mut m, mut c) = (group_cells(g, false), group_cells(g, true));
+        if !g.runs.is_empty() {
+            for k in 0..fairness_header(&attrs, false).len() {
+                let v: Vec<f64> = g.runs.iter().filter_map(|s| fairness_values(s, &attrs)[k]).collect();
+                if v.is_empty() {
+                    m.push("-".into());
+                    c.extend(["-".to_string(), "-".to_string()]);
+                    continue;
+                }
+                let (mean, sd) = mean_std(&v);
+                m.push(if v.len() > 1 { format!("{:.2} ± {:.2}%", 100.0 * mean, 100.0 * sd) } else { format!("{:.2}%", 100.0 * mean) });
+                c.extend([format!("{mean:.6}"), format!("{sd:.6}")]);
+            }
+        }
+        md += &md_line(&m);
+        csv += &csv_line(&c);
     }
     write_atomic(&dir.join("table.md"), md.as_bytes())?;
+    if !attrs.is_empty() {
+        write_atomic(&dir.join("groups.md"), group_table(&gs, &attrs, source).as_bytes())?;
+    }
     write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
     if let Err(e) = write_plots(&gs, dir, source) {
         tracing::warn!("plots not written: {e}");

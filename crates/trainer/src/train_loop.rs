@@ -1,23 +1,29 @@
 //! The whole loop, top to bottom:
 //! config → dataset → batcher → model → pruner → loss → optimizer → report.
+//!
+//! It is written once, against [`Task`]: BERT on text ([`TextTask`]) and an MLP on tables
+//! ([`TabularTask`]) run through the same steps, with every pruner.
 
-use crate::data::{self, EncodedData};
-use crate::experiment::Experiment;
-use crate::loss::{cross_entropy, distillation_kl};
-use crate::metrics::{classification, ClassMetrics};
+use crate::experiment::{Experiment, LossKind, ModelKind, ReferenceMode};
+use crate::loss::{cross_entropy, distillation_kl, performance_weights, weighted_soft_cross_entropy};
+use crate::metrics::{classification, group_metrics, ClassMetrics, GroupMetrics};
 use crate::report::{write_json, MetricsLog};
-use crate::{checkpoint, device, optim, source};
+use crate::tabular_task::TabularTask;
+use crate::task::{Split, Task};
+use crate::text_task::TextTask;
+use crate::{checkpoint, device, optim};
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
 use datasets::split::SplitMix64;
-use datasets::{Batcher, EncodedItem, TextTokenizer};
-use models::checkpoint::{load_safetensors, save_safetensors};
-use models::{BertConfig, BertForSequenceClassification, PrunableModel};
+use models::PrunableModel;
 use pruners::{Pruner, SparsityReport};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
+
+pub use crate::text_task::{evaluate, load_model, save_checkpoint, Loaded};
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -30,12 +36,23 @@ pub struct Summary {
     pub target_density: Option<f64>,
     /// The teacher, when the run distilled.
     pub distilled_from: Option<String>,
+    /// `cross_entropy`, or `performance_weighted (beta B, gamma G, MODE)`.
+    pub loss: String,
     pub steps: usize,
     pub epochs: f64,
     pub batch_size: usize,
     pub train_examples: usize,
     pub validation: ClassMetrics,
     pub test: Option<ClassMetrics>,
+    /// Accuracy and AUROC per subgroup of the test split (validation when there is no labelled
+    /// test split), with the gap between the best and the worst group.
+    pub groups: Vec<GroupMetrics>,
+    /// The same metrics for the model as it was when pruning started (after
+    /// `pruning.warmup_steps`; the unpruned model).
+    pub before_pruning: Option<BeforePruning>,
+    /// Seconds spent on the performance-weighted loss's reference (the cached pass, or the
+    /// frozen copy's forward passes summed over the steps).
+    pub reference_seconds: Option<f64>,
     /// Fraction of prunable (encoder Linear) weights that are exactly zero, counted.
     pub prunable_sparsity: f64,
     pub prunable_remaining: f64,
@@ -57,83 +74,50 @@ pub struct Summary {
 #[derive(Debug, Serialize)]
 pub struct Compaction {
     #[serde(flatten)]
-    pub report: models::compact::CompactionReport,
+    pub report: serde_json::Value,
     pub test: Option<ClassMetrics>,
 }
 
-/// The model, its tokenizer and config, ready on `device`.
-pub struct Loaded {
-    pub model: BertForSequenceClassification,
-    pub config: BertConfig,
-    pub tokenizer: TextTokenizer,
-    pub dir: std::path::PathBuf,
-    /// Parameters the checkpoint did not have (newly initialised), by HF name.
-    pub missing: Vec<String>,
+/// Metrics of the unpruned model (when pruning starts).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BeforePruning {
+    pub step: usize,
+    pub validation: ClassMetrics,
+    pub test: Option<ClassMetrics>,
+    pub groups: Vec<GroupMetrics>,
 }
 
-/// Resolves the model source and loads config, tokenizer and weights on `device` (no autodiff).
-pub fn load_model(src: &str, max_length: usize, num_labels: usize, random_init: bool, device: &Device) -> Result<Loaded, String> {
-    let dir = source::resolve(src)?;
-    let config = BertConfig::from_file(&dir.join("config.json"))?;
-    if max_length > config.max_position_embeddings {
-        return Err(format!("model.max_length {max_length} exceeds the checkpoint's max_position_embeddings {}", config.max_position_embeddings));
-    }
-    let tokenizer = TextTokenizer::from_dir(&dir, max_length)?;
-    let mut model = BertForSequenceClassification::new(&config, num_labels, device);
-    let mut missing = Vec::new();
-    if !random_init {
-        let (m, report) = load_safetensors(model, &dir.join("model.safetensors")).map_err(|e| e.to_string())?;
-        model = m;
-        tracing::info!("loaded {} tensors from {}", report.loaded.len(), dir.join("model.safetensors").display());
-        if !report.missing.is_empty() {
-            tracing::info!("newly initialised (not in the checkpoint): {}", report.missing.join(", "));
-        }
-        if !report.unexpected.is_empty() {
-            tracing::warn!("in the checkpoint but not used by the model: {}", report.unexpected.join(", "));
-        }
-        if report.missing.iter().any(|m| m.starts_with("bert.")) {
-            return Err(format!("{}: encoder weights missing: {}", dir.display(), report.missing.join(", ")));
-        }
-        missing = report.missing;
-    }
-    Ok(Loaded { model, config, tokenizer, dir, missing })
+/// One pass of a model over a split: metrics, per-group metrics, and the class probabilities.
+pub struct Evaluation {
+    pub metrics: ClassMetrics,
+    pub groups: Vec<GroupMetrics>,
+    /// `[n × classes]`, row-major.
+    pub probs: Vec<f32>,
 }
 
-/// Loads the distillation teacher: it must be a fine-tuned classifier with this run's labels
-/// and the same vocabulary, so its head has to come from the checkpoint.
-fn load_teacher(d: &crate::experiment::DistillationSection, student: &Loaded, max_length: usize, num_labels: usize, device: &Device) -> Result<BertForSequenceClassification, String> {
-    let t = load_model(&d.teacher, max_length, num_labels, false, device).map_err(|e| format!("distillation.teacher: {e}"))?;
-    if t.missing.iter().any(|m| m.starts_with("classifier")) {
-        return Err(format!(
-            "distillation.teacher: {} has no classifier head for {num_labels} labels; the teacher must be a fine-tuned model, e.g. the output_dir of bert_dense.toml",
-            t.dir.display()
-        ));
+/// Evaluates `model` (no autodiff) on `split` in batches of `batch_size`.
+pub fn evaluate_split<T: Task>(task: &T, model: &T::Model, split: Split, batch_size: usize, device: &Device) -> Evaluation {
+    let n = task.len(split);
+    let classes = task.label_names().len();
+    let (mut probs, mut loss_sum) = (Vec::with_capacity(n * classes), 0.0);
+    let all: Vec<usize> = (0..n).collect();
+    for idx in all.chunks(batch_size) {
+        let (logits, labels) = task.forward(model, split, idx, device);
+        loss_sum += cross_entropy(logits.clone(), labels).into_scalar::<f32>() as f64 * idx.len() as f64;
+        probs.extend(softmax(logits, 1).to_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default());
     }
-    if t.config.vocab_size != student.config.vocab_size {
-        return Err(format!("distillation.teacher: {} has a vocabulary of {} tokens, the student {}", t.dir.display(), t.config.vocab_size, student.config.vocab_size));
-    }
-    tracing::info!("distillation teacher: {} ({} layers)", t.dir.display(), t.config.num_hidden_layers);
-    Ok(t.model)
+    let preds: Vec<usize> = (0..n).map(|i| (0..classes).fold(0, |b, c| if probs[i * classes + c] > probs[i * classes + b] { c } else { b })).collect();
+    let labels: Vec<usize> = (0..n).map(|i| task.label(split, i).unwrap_or(usize::MAX)).collect();
+    let metrics = classification(&preds, &labels, classes, loss_sum / n.max(1) as f64);
+    let groups = if task.labelled(split) {
+        task.groups(split).into_iter().map(|(attr, values)| group_metrics(&attr, values, &probs, &preds, &labels, classes, task.min_group_size())).collect()
+    } else {
+        Vec::new()
+    };
+    Evaluation { metrics, groups, probs }
 }
 
-/// Predictions and mean loss over `items`, in batches, on a model without autodiff.
-pub fn evaluate(model: &BertForSequenceClassification, items: &[EncodedItem], batcher: &Batcher, batch_size: usize, num_labels: usize, device: &Device) -> ClassMetrics {
-    let mut preds = Vec::with_capacity(items.len());
-    let mut labels = Vec::with_capacity(items.len());
-    let mut loss_sum = 0.0;
-    for chunk in items.chunks(batch_size) {
-        let refs: Vec<&EncodedItem> = chunk.iter().collect();
-        let batch = batcher.batch(&refs, device);
-        let logits = model.forward(batch.input_ids, batch.token_type_ids, batch.attention_mask);
-        loss_sum += cross_entropy(logits.clone(), batch.labels).into_scalar::<f32>() as f64 * chunk.len() as f64;
-        let p = logits.argmax(1).to_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
-        preds.extend(p.into_iter().map(|v| v as usize));
-        labels.extend(batch.label_values.iter().map(|l| l.unwrap_or(usize::MAX)));
-    }
-    classification(&preds, &labels, num_labels, loss_sum / items.len().max(1) as f64)
-}
-
-fn count_params(model: &BertForSequenceClassification) -> (usize, usize) {
+fn count_params<M: Module>(model: &M) -> (usize, usize) {
     let mut total = 0;
     let mut nonzero = 0;
     for (_, data) in models::checkpoint::named_tensors(model) {
@@ -142,6 +126,23 @@ fn count_params(model: &BertForSequenceClassification) -> (usize, usize) {
         nonzero += v.iter().filter(|x| **x != 0.0).count();
     }
     (total, nonzero)
+}
+
+/// The performance-weighted loss's per-sample weights and targets over the training set,
+/// computed once from the unpruned model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FairCache {
+    weights: Vec<f32>,
+    /// `[n × classes]`.
+    targets: Vec<f32>,
+}
+
+/// What a checkpoint carries besides the model (see `TrainState::extra`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Extra {
+    before: Option<BeforePruning>,
+    fair: Option<FairCache>,
+    reference_seconds: Option<f64>,
 }
 
 /// What to do with the checkpoints an earlier, unfinished run left in `output_dir`.
@@ -214,44 +215,68 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
         .map_err(|e| format!("cannot write {}: {e}", out.join("config.toml").display()))?;
 
     let sel = device::select(exp.device)?;
-    let device = sel.device.clone();
-    device.seed(exp.seed);
+    sel.device.seed(exp.seed);
     sel.make_default();
+    let run = Run { exp, resolved, resume_from, wall, device_name: sel.name.clone() };
+    // config → dataset → model: the task decides which.
+    match exp.model.kind {
+        ModelKind::Bert => {
+            let (task, model) = TextTask::load(exp, &sel.device)?;
+            run_task(&run, &task, model, &sel.device)
+        }
+        ModelKind::Mlp => {
+            let (task, model) = TabularTask::load(exp, &sel.device)?;
+            run_task(&run, &task, model, &sel.device)
+        }
+    }
+}
 
-    // config → dataset
-    let ds = data::load(&exp.data)?;
-    tracing::info!("data: {} ({} train / {} validation / {} test)", ds.source, ds.train.len(), ds.validation.len(), ds.test.len());
-    // → model (and its tokenizer)
-    let loaded = load_model(&exp.model.source, exp.model.max_length, ds.num_labels(), exp.model.random_init, &device)?;
-    // → tokenised once
-    let t0 = Instant::now();
-    let data: EncodedData = data::encode(&ds, &loaded.tokenizer)?;
-    tracing::info!("tokenised {} examples in {:.1}s", data.train.len() + data.validation.len() + data.test.len(), t0.elapsed().as_secs_f64());
-    let num_labels = data.label_names.len();
+/// What `run_with` settled before the task was loaded.
+struct Run<'a> {
+    exp: &'a Experiment,
+    resolved: String,
+    resume_from: Option<(std::path::PathBuf, checkpoint::TrainState)>,
+    wall: Instant,
+    device_name: String,
+}
+
+/// Host class probabilities `[n × classes]` of `logits`.
+fn host_probs(logits: Tensor<2>) -> Vec<f32> {
+    softmax(logits, 1).to_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
+}
+
+fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> Result<Summary, String> {
+    let (exp, out) = (run.exp, &run.exp.output_dir);
+    let ckpt_dir = checkpoint::checkpoints_dir(out);
+    let num_labels = task.label_names().len();
+    let n_train = task.len(Split::Train);
     // → teacher (distillation): a dense fine-tuned model on the plain device, no gradients.
     let distillation = exp.distillation.as_ref().filter(|d| d.enabled);
     let teacher = match distillation {
         None => None,
-        Some(d) => Some(load_teacher(d, &loaded, exp.model.max_length, num_labels, &device)?),
+        Some(d) => Some(task.load_other(&d.teacher, "distillation.teacher", device)?),
     };
-    let batcher = Batcher { pad_id: loaded.tokenizer.pad_id, max_length: exp.model.max_length };
-
     let t = &exp.train;
-    let steps_per_epoch = data.train.len().div_ceil(t.batch_size);
+    let steps_per_epoch = n_train.div_ceil(t.batch_size);
     let total_steps = ((steps_per_epoch as f64) * t.epochs).ceil().max(1.0) as usize;
     // → pruner
     let mut pruner: Box<dyn Pruner> = exp.pruning.build(total_steps)?;
-    let mut model = loaded.model;
+    let mut model = model;
     pruner.init(&mut model);
     let mut model = model.train();
     let train_device = device.clone().autodiff();
+    // → loss: the unpruned model is the model as it is when pruning starts.
+    let fair = (exp.loss.kind == LossKind::PerformanceWeighted).then_some(&exp.loss);
+    let reference_step = if exp.pruning.method == pruners::Method::None { 0 } else { exp.pruning.warmup_steps.min(total_steps - 1) };
+    let mut extra = Extra::default();
+    let mut reference: Option<T::Model> = None;
     // → optimizer
     let groups = pruner.param_groups();
     let mut optim = optim::adamw(t.weight_decay, t.max_grad_norm, &groups);
     let mut lr_sched = optim::lr_schedule(t.lr, t.lr_warmup_steps, total_steps, &groups);
     let mut start = 0;
     let mut resumed_state = None;
-    if let Some((dir, state)) = &resume_from {
+    if let Some((dir, state)) = &run.resume_from {
         if state.total_steps != total_steps {
             return Err(format!("{}: taken for a run of {} steps, this one has {total_steps}", dir.display(), state.total_steps));
         }
@@ -259,6 +284,17 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
         model = m;
         optim = o;
         pruner.load_state(&state.pruner, &model).map_err(|e| format!("{}: {e}", dir.join("state.json").display()))?;
+        if !state.extra.is_null() {
+            extra = serde_json::from_value(state.extra.clone()).map_err(|e| format!("{}: extra: {e}", dir.join("state.json").display()))?;
+        }
+        if dir.join("reference.bpk").exists() {
+            let mut r = model.valid();
+            checkpoint::load_params(&dir.join("reference.bpk"), &mut r)?;
+            for (_, layer) in r.prunable_layers_mut() {
+                (layer.mask, layer.in_gate, layer.out_gate) = (None, None, None);
+            }
+            reference = Some(r);
+        }
         for _ in 0..state.step {
             lr_sched.step();
         }
@@ -268,8 +304,8 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
     }
 
     tracing::info!(
-        "training {}: {} steps ({} epochs x {} batches of {}), pruning = {}, final density {}",
-        exp.name, total_steps, t.epochs, steps_per_epoch, t.batch_size, pruner.name(), exp.pruning.final_density
+        "training {}: {} steps ({} epochs x {} batches of {}), pruning = {}, final density {}, loss = {}",
+        exp.name, total_steps, t.epochs, steps_per_epoch, t.batch_size, pruner.name(), exp.pruning.final_density, loss_name(exp)
     );
     let mut log = match &resumed_state {
         Some(s) => MetricsLog::resume(&out.join("metrics.jsonl"), s.step)?,
@@ -287,46 +323,104 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
     };
     let checkpoint_every = t.checkpoint_every.unwrap_or(t.eval_every);
     let (nan_at, crash_after) = (test_hook("PRUNEKIT_NAN_AT_STEP"), test_hook("PRUNEKIT_CRASH_AFTER_CHECKPOINT"));
+    let has_test = task.len(Split::Test) > 0 && task.labelled(Split::Test);
     for step in start..total_steps {
+        if let Some(s) = resumed_state.take() {
+            // The checkpoint holds the RNG state after the shuffle of its last step's epoch
+            // (the step before a checkpoint at an epoch boundary is in the previous epoch).
+            let (_, expected) = epoch_order(exp.seed, n_train, s.step.saturating_sub(1) / steps_per_epoch);
+            if s.rng_state != expected {
+                return Err(format!("resume: the data order at step {step} cannot be reproduced (RNG state {expected} vs {}); was the dataset changed?", s.rng_state));
+            }
+        }
         let pos = step % steps_per_epoch;
         if pos == 0 || order.is_empty() {
             // Replayed from the seed, so a resumed run sees the same order.
-            (order, rng_state) = epoch_order(exp.seed, data.train.len(), step / steps_per_epoch);
+            (order, rng_state) = epoch_order(exp.seed, n_train, step / steps_per_epoch);
         }
-        if let Some(s) = resumed_state.take() {
-            if s.rng_state != rng_state {
-                return Err(format!("resume: the data order at step {step} cannot be reproduced (RNG state {} vs {}); was the dataset changed?", rng_state, s.rng_state));
+        if step == reference_step && extra.before.is_none() {
+            // The unpruned model: its metrics (before pruning) and, for the performance-weighted
+            // loss, its outputs on the training set (cached) or a frozen copy of it.
+            let es = Instant::now();
+            // As evaluated at the end of the previous step (this step's masks may already be the
+            // first pruned ones), or as loaded at step 0.
+            let mut unpruned = model.valid();
+            if step > 0 {
+                pruner.eval_masks(&mut unpruned, step - 1);
+            }
+            let v = evaluate_split(task, &unpruned, Split::Validation, t.eval_batch_size, device);
+            let te = has_test.then(|| evaluate_split(task, &unpruned, Split::Test, t.eval_batch_size, device));
+            let groups = te.as_ref().map(|e| e.groups.clone()).unwrap_or_else(|| v.groups.clone());
+            extra.before = Some(BeforePruning { step, validation: v.metrics, test: te.map(|e| e.metrics), groups });
+            eval_secs += es.elapsed().as_secs_f64();
+            if let Some(l) = fair {
+                let rs = Instant::now();
+                match l.mode {
+                    ReferenceMode::Cached => {
+                        let probs = evaluate_split(task, &unpruned, Split::Train, t.eval_batch_size, device).probs;
+                        let labels: Vec<usize> = (0..n_train).map(|i| task.label(Split::Train, i).unwrap_or(0)).collect();
+                        let (weights, targets) = performance_weights(&probs, &labels, num_labels, l.beta, l.gamma);
+                        extra.fair = Some(FairCache { weights, targets });
+                    }
+                    ReferenceMode::OnTheFly => {
+                        // Masks and gates folded into its weights: the parameters (and so
+                        // reference.bpk) are the whole function.
+                        freeze(&mut unpruned);
+                        reference = Some(unpruned);
+                    }
+                }
+                let secs = rs.elapsed().as_secs_f64();
+                extra.reference_seconds = Some(secs);
+                bar.suspend(|| tracing::info!("step {step}: the unpruned model's targets for the performance-weighted loss ({:?}) in {secs:.2}s", l.mode));
             }
         }
         device.seed(step_seed(exp.seed, step));
         let st = Instant::now();
-        let items: Vec<&EncodedItem> = order[pos * t.batch_size..((pos + 1) * t.batch_size).min(order.len())].iter().map(|&i| &data.train[i]).collect();
+        let idx: Vec<usize> = order[pos * t.batch_size..((pos + 1) * t.batch_size).min(order.len())].to_vec();
         if let Some(n) = pruner.calibration_request(step) {
             // Unit activations of the first n training examples, on the model as it is now.
             let cs = Instant::now();
             let eval_model = model.valid();
-            let calib: Vec<&EncodedItem> = data.train.iter().take(n).collect();
-            let parts = calib
-                .chunks(t.eval_batch_size)
-                .map(|chunk| {
-                    let b = batcher.batch(chunk, &device);
-                    eval_model.unit_activations(b.input_ids, b.token_type_ids, b.attention_mask)
-                })
-                .collect();
+            let calib: Vec<usize> = (0..n.min(n_train)).collect();
+            let parts = calib.chunks(t.eval_batch_size).map(|chunk| task.unit_activations(&eval_model, chunk, device)).collect();
             pruner.calibrate(&mut model, &models::UnitActivations::concat(parts));
             bar.suspend(|| tracing::info!("step {step}: {} scored the units on {} calibration examples in {:.1}s", pruner.name(), calib.len(), cs.elapsed().as_secs_f64()));
         }
-        let batch = batcher.batch(&items, &train_device);
         pruner.apply_masks(&mut model, step);
-        let logits = model.forward(batch.input_ids, batch.token_type_ids, batch.attention_mask);
+        let (logits, labels) = task.forward(&model, Split::Train, &idx, &train_device);
+        let task_loss = match fair {
+            Some(l) if step >= reference_step => {
+                let (w, targets) = match (&extra.fair, &reference) {
+                    (Some(c), _) => (
+                        idx.iter().map(|&i| c.weights[i]).collect::<Vec<f32>>(),
+                        idx.iter().flat_map(|&i| c.targets[i * num_labels..(i + 1) * num_labels].iter().copied()).collect::<Vec<f32>>(),
+                    ),
+                    (None, Some(r)) => {
+                        let rs = Instant::now();
+                        let probs = host_probs(task.forward(r, Split::Train, &idx, device).0);
+                        let y: Vec<usize> = idx.iter().map(|&i| task.label(Split::Train, i).unwrap_or(0)).collect();
+                        let wt = performance_weights(&probs, &y, num_labels, l.beta, l.gamma);
+                        extra.reference_seconds = Some(extra.reference_seconds.unwrap_or(0.0) + rs.elapsed().as_secs_f64());
+                        wt
+                    }
+                    (None, None) => return Err("internal: the performance-weighted loss has no reference model".into()),
+                };
+                let b = idx.len();
+                weighted_soft_cross_entropy(
+                    logits.clone(),
+                    Tensor::from_data(TensorData::new(w, [b]), &train_device),
+                    Tensor::from_data(TensorData::new(targets, [b, num_labels]), &train_device),
+                )
+            }
+            _ => cross_entropy(logits.clone(), labels),
+        };
         let mut loss: Tensor<1> = match (&teacher, distillation) {
             (Some(teacher), Some(d)) => {
-                let tb = batcher.batch(&items, &device);
-                let teacher_logits = teacher.forward(tb.input_ids, tb.token_type_ids, tb.attention_mask);
+                let teacher_logits = task.forward(teacher, Split::Train, &idx, device).0;
                 let teacher_logits = Tensor::<2>::from_data(teacher_logits.into_data(), &train_device);
-                distillation_kl(logits.clone(), teacher_logits, d.temperature) * d.alpha_distil + cross_entropy(logits, batch.labels) * d.alpha_ce
+                distillation_kl(logits, teacher_logits, d.temperature) * d.alpha_distil + task_loss * d.alpha_ce
             }
-            _ => cross_entropy(logits, batch.labels),
+            _ => task_loss,
         };
         if let Some(extra) = pruner.loss_term(&model, step) {
             loss = loss + extra;
@@ -350,7 +444,7 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
         model = optim.step(lr.clone(), model, grads);
         pruner.after_step(&mut model, step);
         train_secs += st.elapsed().as_secs_f64();
-        samples += items.len();
+        samples += idx.len();
         loss_acc = (loss_acc.0 + loss_value, loss_acc.1 + 1);
         bar.inc(1);
 
@@ -370,9 +464,11 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
             let es = Instant::now();
             let mut eval_model = model.valid();
             pruner.eval_masks(&mut eval_model, step);
-            let m = evaluate(&eval_model, &data.validation, &batcher, t.eval_batch_size, num_labels, &device);
+            let e = evaluate_split(task, &eval_model, Split::Validation, t.eval_batch_size, device);
+            let m = e.metrics;
             eval_secs += es.elapsed().as_secs_f64();
-            log.write(&serde_json::json!({"step": done, "split": "validation", "accuracy": m.accuracy, "f1": m.f1, "loss": m.loss}));
+            let gaps: serde_json::Map<String, serde_json::Value> = e.groups.iter().map(|g| (g.attribute.clone(), serde_json::json!(g.accuracy_gap))).collect();
+            log.write(&serde_json::json!({"step": done, "split": "validation", "accuracy": m.accuracy, "f1": m.f1, "loss": m.loss, "accuracy_gap": gaps}));
             bar.suspend(|| tracing::info!("step {done}: validation accuracy {:.4} f1 {:.4}", m.accuracy, m.f1));
         }
         if checkpoint_every > 0 && done % checkpoint_every == 0 && done < total_steps {
@@ -387,10 +483,11 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
                 loss_sum: loss_acc.0,
                 loss_count: loss_acc.1,
                 pruner: pruner.state(),
-                experiment: resolved.clone(),
+                experiment: run.resolved.clone(),
+                extra: serde_json::to_value(&extra).map_err(|e| e.to_string())?,
                 sha256: Default::default(),
             };
-            let dir = checkpoint::save(out, &model, &optim, state, t.keep_checkpoints.max(1))?;
+            let dir = checkpoint::save(out, &model, &optim, reference.as_ref(), state, t.keep_checkpoints.max(1))?;
             bar.suspend(|| tracing::info!("step {done}: checkpoint {} ({:.1}s)", dir.display(), cs.elapsed().as_secs_f64()));
             if crash_after == Some(done) {
                 // Test hook: die like `kill -9` (no unwinding, no cleanup) right here.
@@ -413,36 +510,37 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
     }
     pruner.finalize(&mut final_model, last);
     let sparsity = SparsityReport::measure(&final_model);
-    let validation = evaluate(&final_model, &data.validation, &batcher, t.eval_batch_size, num_labels, &device);
-    let test = (!data.test.is_empty() && data.test.iter().all(|i| i.label.is_some()))
-        .then(|| evaluate(&final_model, &data.test, &batcher, t.eval_batch_size, num_labels, &device));
+    let validation = evaluate_split(task, &final_model, Split::Validation, t.eval_batch_size, device);
+    let test = has_test.then(|| evaluate_split(task, &final_model, Split::Test, t.eval_batch_size, device));
     eval_secs += es.elapsed().as_secs_f64();
-    log.write(&serde_json::json!({"step": total_steps, "split": "validation", "accuracy": validation.accuracy, "f1": validation.f1, "loss": validation.loss}));
-    if let Some(m) = &test {
+    log.write(&serde_json::json!({"step": total_steps, "split": "validation", "accuracy": validation.metrics.accuracy, "f1": validation.metrics.f1, "loss": validation.metrics.loss}));
+    if let Some(e) = &test {
+        let m = &e.metrics;
         log.write(&serde_json::json!({"step": total_steps, "split": "test", "accuracy": m.accuracy, "f1": m.f1, "loss": m.loss}));
     }
     let (total_params, total_nonzero) = count_params(&final_model);
-    // Structured runs end in a physically smaller model: removed heads and neurons are cut out.
+    // Structured runs end in a physically smaller model: removed units are cut out.
     let mut compaction = None;
-    let mut saved = (final_model.clone(), loaded.config.clone());
+    let mut saved = (final_model.clone(), None);
     if exp.pruning.is_structured() {
-        let (small, small_config, report) = models::compact::compact(&final_model, &loaded.config);
-        tracing::info!(
-            "compacted: heads per layer {:?}, FFN widths {:?}, {} → {} parameters",
-            report.heads.iter().map(Vec::len).collect::<Vec<_>>(), report.ffn_widths, report.params_before, report.params_after
-        );
-        let test = test.as_ref().map(|_| evaluate(&small, &data.test, &batcher, t.eval_batch_size, num_labels, &device));
-        compaction = Some(Compaction { report, test });
-        saved = (small, small_config);
+        let c = task.compact(&final_model);
+        let test = has_test.then(|| evaluate_split(task, &c.model, Split::Test, t.eval_batch_size, device).metrics);
+        compaction = Some(Compaction { report: c.report, test });
+        saved = (c.model, Some(c.config));
     }
     if t.save_model {
-        save_checkpoint(&saved.0, &saved.1, &loaded.dir, &data.label_names, out)?;
+        task.save(&saved.0, saved.1.as_ref(), out)?;
+    }
+    let groups = test.as_ref().map(|e| e.groups.clone()).unwrap_or_else(|| validation.groups.clone());
+    for g in &groups {
+        let before = extra.before.as_ref().and_then(|b| b.groups.iter().find(|x| x.attribute == g.attribute)).map(|b| format!(" (before pruning {:.4})", b.accuracy_gap)).unwrap_or_default();
+        tracing::info!("accuracy gap by {}: {:.4}{before}, worst group {}", g.attribute, g.accuracy_gap, g.worst_group);
     }
     let summary = Summary {
         name: exp.name.clone(),
-        data: data.source.clone(),
+        data: task.data_source(),
         model_source: exp.model.source.clone(),
-        device: sel.name.clone(),
+        device: run.device_name.clone(),
         pruning_method: pruner.name().into(),
         target_density: matches!(
             exp.pruning.method,
@@ -450,12 +548,16 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
         )
         .then_some(exp.pruning.final_density),
         distilled_from: distillation.map(|d| d.teacher.clone()),
+        loss: loss_name(exp),
         steps: total_steps,
         epochs: t.epochs,
         batch_size: t.batch_size,
-        train_examples: data.train.len(),
-        validation,
-        test,
+        train_examples: n_train,
+        validation: validation.metrics,
+        test: test.map(|e| e.metrics),
+        groups,
+        before_pruning: extra.before.clone(),
+        reference_seconds: extra.reference_seconds,
         prunable_sparsity: sparsity.sparsity(),
         prunable_remaining: 1.0 - sparsity.sparsity(),
         prunable_params: sparsity.prunable_numel,
@@ -466,7 +568,7 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
         compaction,
         train_seconds: train_secs,
         eval_seconds: eval_secs,
-        wall_seconds: wall.elapsed().as_secs_f64(),
+        wall_seconds: run.wall.elapsed().as_secs_f64(),
         train_samples_per_second: samples as f64 / train_secs.max(1e-9),
     };
     write_json(&out.join("summary.json"), &summary)?;
@@ -477,6 +579,29 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
     Ok(summary)
 }
 
+/// Folds a model's masks and gates into its weights and clears them (same function).
+fn freeze(model: &mut dyn PrunableModel) {
+    for (_, layer) in model.prunable_layers_mut() {
+        if let Some(mask) = layer.mask.take() {
+            let hard = mask.detach();
+            layer.weight = layer.weight.clone().map(|w| w * hard);
+        }
+        layer.fold_gates();
+    }
+}
+
+fn loss_name(exp: &Experiment) -> String {
+    match exp.loss.kind {
+        LossKind::CrossEntropy => "cross_entropy".into(),
+        LossKind::PerformanceWeighted => format!(
+            "performance_weighted (beta {}, gamma {}, {})",
+            exp.loss.beta,
+            exp.loss.gamma,
+            if exp.loss.mode == ReferenceMode::Cached { "cached" } else { "on_the_fly" }
+        ),
+    }
+}
+
 /// Fault injection for the tests (unset in normal use):
 /// `PRUNEKIT_CRASH_AFTER_CHECKPOINT=N` aborts the process right after the checkpoint of step N
 /// is written (like `kill -9`: no unwinding, no cleanup; a real `kill -9` can land anywhere,
@@ -485,22 +610,3 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
 fn test_hook(name: &str) -> Option<usize> {
     std::env::var(name).ok()?.parse().ok()
 }
-
-/// Writes a Hugging Face-style directory: model.safetensors (masks folded in), config.json
-/// with the label names, and the tokenizer files of the source checkpoint.
-pub fn save_checkpoint(model: &BertForSequenceClassification, config: &BertConfig, src_dir: &Path, labels: &[String], out: &Path) -> Result<(), String> {
-    save_safetensors(model, &out.join("model.safetensors")).map_err(|e| e.to_string())?;
-    let mut cfg = serde_json::to_value(config).map_err(|e| e.to_string())?;
-    cfg["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
-    cfg["model_type"] = serde_json::json!("bert");
-    cfg["id2label"] = labels.iter().enumerate().map(|(i, l)| (i.to_string(), serde_json::json!(l))).collect();
-    cfg["label2id"] = labels.iter().enumerate().map(|(i, l)| (l.clone(), serde_json::json!(i))).collect();
-    write_json(&out.join("config.json"), &cfg)?;
-    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"] {
-        if src_dir.join(f).exists() {
-            std::fs::copy(src_dir.join(f), out.join(f)).map_err(|e| format!("copy {f}: {e}"))?;
-        }
-    }
-    Ok(())
-}
-

@@ -250,8 +250,8 @@ fn structured_run_saves_a_compacted_model_with_the_same_predictions() {
         let s = train_loop::run(&exp, Path::new("test.toml")).unwrap();
         let c = s.compaction.as_ref().expect("structured runs compact");
         // tiny: 4 heads and 32 neurons per layer → 2 heads and 16 neurons.
-        assert_eq!(c.report.heads.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2], "{method}");
-        assert_eq!(c.report.ffn_widths, vec![16, 16]);
+        assert_eq!(heads(&c.report).iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2], "{method}");
+        assert_eq!(widths(&c.report), vec![16, 16]);
         let (small, masked) = (c.test.as_ref().unwrap(), s.test.as_ref().unwrap());
         assert_eq!((small.accuracy, small.f1), (masked.accuracy, masked.f1), "{method}: compacted and masked models agree");
         assert!((small.loss - masked.loss).abs() < 1e-5, "{method}");
@@ -292,13 +292,13 @@ fn learned_masks_end_in_a_compacted_model_with_the_sparsity_they_report() {
         assert!((small.loss - masked.loss).abs() < 1e-5, "{method}");
         // The zeros counted in the folded weights are exactly the removed units' weights
         // (tiny: a head owns 4·4·16 weights, a neuron 2·16).
-        let kept: usize = c.report.heads.iter().map(|h| h.len() * 256).sum::<usize>() + c.report.ffn_widths.iter().map(|w| w * 32).sum::<usize>();
+        let kept: usize = heads(&c.report).iter().map(|h| h.len() * 256).sum::<usize>() + widths(&c.report).iter().map(|w| w * 32).sum::<usize>();
         let removed_units = s.prunable_params - kept;
         let zeros = s.prunable_params - s.prunable_nonzero;
         if method == "minimax_uniform" {
             // Exactly the target, the same in every layer.
-            assert_eq!(c.report.heads.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2]);
-            assert_eq!(c.report.ffn_widths, vec![16, 16]);
+            assert_eq!(heads(&c.report).iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2]);
+            assert_eq!(widths(&c.report), vec![16, 16]);
             assert_eq!(zeros, s.prunable_params / 2);
         }
         // A layer whose whole block closed keeps one (zeroed) head or neuron in the small model.
@@ -308,4 +308,12 @@ fn learned_masks_end_in_a_compacted_model_with_the_sparsity_they_report() {
         let st = safetensors::SafeTensors::deserialize(&model).unwrap();
         assert!(st.names().iter().all(|n| !n.contains("log_alpha") && !n.contains("multipliers")), "pruner parameters are not saved");
     }
+}
+
+fn heads(report: &serde_json::Value) -> Vec<Vec<usize>> {
+    serde_json::from_value(report["heads"].clone()).unwrap()
+}
+
+fn widths(report: &serde_json::Value) -> Vec<usize> {
+    serde_json::from_value(report["ffn_widths"].clone()).unwrap()
 }

@@ -1,5 +1,5 @@
 //! Thousands of malformed inputs thrown at every parser a user's file reaches: experiment files
-//! (and the pruner configuration they build), `--set` overrides, sweep files, GLUE TSV files,
+//! (and the pruner configuration they build), `--set` overrides, sweep files, GLUE TSV files, tabular CSV files,
 //! a checkpoint's config.json, safetensors weights and masks, and training-checkpoint state.
 //! Each input comes from mutating a valid one with a seeded generator (so a failure is
 //! reproducible from its seed); every call must return (Ok or Err), never panic.
@@ -168,6 +168,24 @@ fn malformed_inputs_give_errors_never_panics() {
     }
     counts.insert("TSV files", 1500);
 
+    // Tabular CSV files (quoted fields, missing cells, non-numbers in numeric columns).
+    let csv = std::fs::read_to_string(write_csv(&data)).unwrap() + "\"1.5\",\"2,0\",red,M,yes\n";
+    let spec = datasets::tabular::CsvSpec {
+        label: "label".into(),
+        numeric: vec!["x1".into(), "x2".into()],
+        categorical: vec!["color".into()],
+        group_by: vec!["sex".into()],
+        split_seed: 1,
+        validation_fraction: 0.2,
+    };
+    for i in 0..1000u64 {
+        let text = mutate(&csv, &mut rng);
+        let path = dir.join("fuzz.csv");
+        std::fs::write(&path, &text).unwrap();
+        no_panic("csv", i, &text, || datasets::tabular::encode_csv(&path, None, (i % 2 == 0).then_some(path.as_path()), &spec).map(|d| d.train.len()));
+    }
+    counts.insert("CSV files", 1000);
+
     // A checkpoint's config.json.
     let config = std::fs::read_to_string(ckpt.join("config.json")).unwrap();
     for i in 0..1000u64 {
@@ -216,6 +234,7 @@ fn malformed_inputs_give_errors_never_panics() {
         loss_count: 1,
         pruner: serde_json::json!({ "built_for": 0.5 }),
         experiment: seeds[0].clone(),
+        extra: serde_json::json!({ "before": null, "fair": { "weights": [0.5], "targets": [0.5, 0.5] } }),
         sha256: [("model.bpk".to_string(), "00".to_string())].into(),
     })
     .unwrap();
@@ -234,5 +253,5 @@ fn malformed_inputs_give_errors_never_panics() {
     std::panic::set_hook(prev_hook);
     let total: usize = counts.values().sum();
     println!("fuzzed {total} inputs, 0 panics: {counts:?}");
-    assert_eq!(total, 10000);
+    assert_eq!(total, 11000);
 }

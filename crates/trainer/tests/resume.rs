@@ -146,3 +146,33 @@ fn a_diverging_run_stops_naming_the_step_and_keeps_its_last_good_checkpoint() {
     assert!(log.contains("\"step\":9}") && log.contains("non-finite loss"), "{log}");
     assert!(!out.join("summary.json").exists());
 }
+
+#[test]
+fn a_killed_fair_loss_run_resumes_with_its_unpruned_reference() {
+    // The performance-weighted loss needs what the unpruned model (step 18) gave: its cached
+    // weights and targets travel in state.json, its frozen copy (on the fly) in reference.bpk.
+    let dir = tmp("resume-fair");
+    let csv = write_csv(&dir);
+    for mode in ["cached", "on_the_fly"] {
+        let pruning = "method = \"magnitude\"\nscope = \"global\"\nfinal_density = 0.1\nwarmup_steps = 18\ncooldown_steps = 9";
+        let extra = format!("[loss]\nkind = \"performance_weighted\"\nmode = \"{mode}\"");
+        let (whole, killed) = (dir.join(format!("{mode}-whole")), dir.join(format!("{mode}-killed")));
+        let (exp_whole, exp_killed) = (dir.join(format!("{mode}-whole.toml")), dir.join(format!("{mode}-killed.toml")));
+        for (p, out) in [(&exp_whole, &whole), (&exp_killed, &killed)] {
+            std::fs::write(p, mlp_experiment_text(&csv, out, pruning, &extra).replace("eval_every = 18", "eval_every = 18\ncheckpoint_every = 9")).unwrap();
+        }
+        let r = trainer(&[exp_whole.to_str().unwrap()], None);
+        assert!(r.status.success(), "{mode}: {}", String::from_utf8_lossy(&r.stderr));
+        let r = trainer(&[exp_killed.to_str().unwrap()], Some(36));
+        assert!(!r.status.success(), "{mode}: the crash hook must kill the run");
+        let ck = killed.join("checkpoints").join("step-00000036");
+        assert_eq!(ck.join("reference.bpk").exists(), mode == "on_the_fly", "{mode}");
+        let r = trainer(&[exp_killed.to_str().unwrap(), "--resume"], None);
+        assert!(r.status.success(), "{mode}: {}", String::from_utf8_lossy(&r.stderr));
+        let (a, b) = (summary(&whole), summary(&killed));
+        for k in ["validation", "test", "groups", "before_pruning", "per_matrix"] {
+            assert_eq!(a[k], b[k], "{mode}: {k}");
+        }
+        assert_eq!(std::fs::read(whole.join("model.safetensors")).unwrap(), std::fs::read(killed.join("model.safetensors")).unwrap(), "{mode}: weights");
+    }
+}

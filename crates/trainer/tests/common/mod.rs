@@ -85,3 +85,59 @@ scores_lr = 0.1
     )
 }
 
+
+/// A small tabular CSV (240 rows): two numeric columns, a categorical `color`, a group column
+/// `sex`, and a label that depends on the numbers, noisier for sex = F (so groups differ).
+pub fn write_csv(dir: &Path) -> PathBuf {
+    let mut rng = datasets::split::SplitMix64(7);
+    let mut u = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let mut rows = vec!["x1,x2,color,sex,label".to_string()];
+    for i in 0..240 {
+        let (x1, x2) = (u() * 4.0 - 2.0, u() * 4.0 - 2.0);
+        let color = ["red", "green", "blue"][i % 3];
+        let sex = if i % 4 == 0 { "F" } else { "M" };
+        let noise = if sex == "F" { 1.5 } else { 0.3 };
+        let y = x1 + 0.5 * x2 + if color == "red" { 0.5 } else { 0.0 } + noise * (u() * 2.0 - 1.0) > 0.0;
+        rows.push(format!("{x1:.4},{x2:.4},{color},{sex},{}", if y { "yes" } else { "no" }));
+    }
+    let p = dir.join("table.csv");
+    std::fs::write(&p, rows.join("\n") + "\n").unwrap();
+    p
+}
+
+/// An MLP experiment on [`write_csv`]'s table: 144 training rows, batches of 16 (9 steps per
+/// epoch), 6 epochs = 54 steps; `pruning` and `extra` are appended as TOML.
+pub fn mlp_experiment_text(csv: &Path, out: &Path, pruning: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "mlp-e2e"
+device = "ndarray"
+seed = 3
+output_dir = "{out}"
+[model]
+kind = "mlp"
+hidden = [16, 12]
+[data]
+kind = "csv"
+train = "{csv}"
+label = "label"
+numeric = ["x1", "x2"]
+categorical = ["color", "sex"]
+group_by = ["sex", "color"]
+validation_fraction = 0.2
+min_group_size = 5
+[train]
+epochs = 6
+batch_size = 16
+lr = 0.01
+weight_decay = 0.0
+eval_every = 18
+log_every = 9
+[pruning]
+{pruning}
+{extra}
+"#,
+        out = out.display(),
+        csv = csv.display()
+    )
+}
