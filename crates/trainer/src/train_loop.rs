@@ -267,7 +267,8 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
     let train_device = device.clone().autodiff();
     // → loss: the unpruned model is the model as it is when pruning starts.
     let fair = (exp.loss.kind == LossKind::PerformanceWeighted).then_some(&exp.loss);
-    let reference_step = if exp.pruning.method == pruners::Method::None { 0 } else { exp.pruning.warmup_steps.min(total_steps - 1) };
+    // (Also with `method = "none"`: the dense model trained `warmup_steps`, then the loss switches.)
+    let reference_step = exp.pruning.warmup_steps.min(total_steps - 1);
     let mut extra = Extra::default();
     let mut reference: Option<T::Model> = None;
     // → optimizer
