@@ -136,3 +136,31 @@ fn sweep_tables_carry_the_gaps_and_a_per_group_table() {
     }
     assert!(std::fs::read_to_string(out.join("table.csv")).unwrap().lines().next().unwrap().contains("sex_gap_mean,sex_gap_sd"));
 }
+
+#[test]
+fn bert_on_a_tsv_with_a_group_column_takes_the_fair_loss_and_reports_its_groups() {
+    let (ckpt, data, out) = (tmp("fair-bert-ckpt"), tmp("fair-bert-data"), tmp("fair-bert-out"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    // Add a group column: the noun of each sentence.
+    for f in ["train.tsv", "dev.tsv", "test.tsv"] {
+        let text = std::fs::read_to_string(data.join(f)).unwrap();
+        let rows: Vec<String> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| if i == 0 { format!("{l}\ttopic") } else { format!("{l}\t{}", l.split(' ').nth(1).unwrap_or("?")) })
+            .collect();
+        std::fs::write(data.join(f), rows.join("\n")).unwrap();
+    }
+    let text = experiment_text(&ckpt, &data, &out, "magnitude")
+        .replace("columns = { text_a = \"sentence\" }", "columns = { text_a = \"sentence\", group = \"topic\" }")
+        + "[loss]\nkind = \"performance_weighted\"\n";
+    let s = run(&text);
+    assert!(s.loss.starts_with("performance_weighted"));
+    assert_eq!(s.groups.len(), 1);
+    let g = &s.groups[0];
+    assert_eq!(g.attribute, "group");
+    assert_eq!(g.groups.iter().map(|x| x.group.as_str()).collect::<Vec<_>>(), ["acting", "film", "plot"]);
+    assert_eq!(g.groups.iter().map(|x| x.n).sum::<usize>(), s.test.as_ref().unwrap().n);
+    assert_eq!(s.before_pruning.as_ref().unwrap().step, 1);
+}
