@@ -103,6 +103,36 @@ fn deterministic_gates_keep_the_expected_count_with_soft_values() {
     }
 }
 
+#[test]
+fn deterministic_structure_spends_what_the_expected_sparsity_expected() {
+    // Two layers of 4 heads (P ≈ 1 each) and 4 neurons (P = 0.5 each); layer 0's attention
+    // block is open with P = 0.75, the rest with P ≈ 1. Expected open heads: 0.75·4 + 4 = 7
+    // (not 8: a kept block whose gate is uncertain does not count its heads in full); neurons:
+    // 2 + 2 = 4, chosen by log α across layers.
+    let t = |heads| GateTarget { name: String::new(), count: 4, width: 1, output_side: 0, input_side: vec![], params_per_unit: 1, is_heads: heads };
+    let targets = vec![t(true), t(false), t(true), t(false)];
+    let shift = -(2.0f64 / 3.0) * (0.1f64 / 1.1).ln();
+    let logit = |p: f64| ((p / (1.0 - p)).ln() - shift) as f32;
+    let neurons = |bump: f32| (0..4).map(|k| logit(0.5) + bump * k as f32).collect::<Vec<f32>>();
+    let host = vec![vec![30.0; 4], neurons(0.001), vec![30.0; 4], neurons(0.01), vec![logit(0.75), 30.0, 30.0, 30.0]];
+    let (units, blocks) = pruners::methods::mask_learning::deterministic_structure(&targets, &host);
+    assert!(blocks.iter().all(|&b| b > 0.0), "every block kept: {blocks:?}");
+    let kept = |i: usize| units[i].iter().filter(|&&z| z > 0.0).count();
+    assert_eq!(kept(0) + kept(2), 7);
+    assert_eq!(kept(1) + kept(3), 4);
+    // The neurons kept are the 4 with the largest log α across layers: layer 1's three largest
+    // (bumps 0.03, 0.02, 0.01) and layer 0's largest (0.003), not layer 1's first (0).
+    assert_eq!((kept(1), kept(3)), (1, 3));
+    assert_eq!(units[3][0], 0.0);
+    // A dropped block keeps none of its units.
+    let mut host2 = host.clone();
+    host2[4][0] = -30.0;
+    let (units, blocks) = pruners::methods::mask_learning::deterministic_structure(&targets, &host2);
+    assert_eq!(blocks[0], 0.0);
+    assert!(units[0].iter().all(|&z| z == 0.0));
+    assert_eq!(units[2].iter().filter(|&&z| z > 0.0).count(), 4);
+}
+
 /// One training step of the model with `p` (loss = logits.sum() + the pruner's term), with the
 /// multipliers' gradient negated as the trainer does.
 fn step(model: BertForSequenceClassification, p: &mut dyn Pruner, step: usize) -> BertForSequenceClassification {

@@ -74,30 +74,47 @@ impl MaskLearning {
         gates::params(model).log_alpha.iter().map(|p| p.val()).collect()
     }
 
-    /// The deterministic gates: per kind (heads, neurons) across layers, and per block kind.
-    fn deterministic(&self, log_alpha: &[Tensor<1>]) -> (Vec<Vec<f32>>, Vec<f32>) {
-        let g = self.targets.len();
+    /// The deterministic gates: per block kind (attention blocks, FFN blocks) the expected number
+    /// of open blocks; then per unit kind (heads, neurons) across layers the expected number of
+    /// open units *including their block's probability*, `round(Σ_layers P(block)·Σ P(unit))`,
+    /// chosen by log α among the units of the kept blocks. So the structure spends what ŝ
+    /// expected (a kept block whose gate is not certain no longer adds its units in full).
+    pub fn deterministic(&self, log_alpha: &[Tensor<1>]) -> (Vec<Vec<f32>>, Vec<f32>) {
         let host: Vec<Vec<f32>> = log_alpha.iter().map(|t| gates::host(t.clone())).collect();
-        let mut units: Vec<Vec<f32>> = vec![Vec::new(); g];
-        let mut blocks = vec![0.0f32; g];
-        for heads in [true, false] {
-            let idx: Vec<usize> = (0..g).filter(|&i| self.targets[i].is_heads == heads).collect();
-            let all: Vec<f32> = idx.iter().flat_map(|&i| host[i].iter().copied()).collect();
-            let z = gates::deterministic(&all, gates::expected_kept(&all));
-            let mut offset = 0;
-            for &i in &idx {
-                units[i] = z[offset..offset + host[i].len()].to_vec();
-                offset += host[i].len();
-            }
-            let block_alpha: Vec<f32> = idx.iter().map(|&i| host[g][i]).collect();
-            let bz = gates::deterministic(&block_alpha, gates::expected_kept(&block_alpha));
-            for (k, &i) in idx.iter().enumerate() {
-                blocks[i] = bz[k];
-            }
-        }
-        (units, blocks)
+        deterministic_structure(&self.targets, &host)
     }
+}
 
+/// [`MaskLearning::deterministic`] on host log α vectors (units per group, then the blocks).
+pub fn deterministic_structure(targets: &[GateTarget], host: &[Vec<f32>]) -> (Vec<Vec<f32>>, Vec<f32>) {
+    let g = targets.len();
+    let mut units: Vec<Vec<f32>> = vec![Vec::new(); g];
+    let mut blocks = vec![0.0f32; g];
+    for heads in [true, false] {
+        let idx: Vec<usize> = (0..g).filter(|&i| targets[i].is_heads == heads).collect();
+        let block_alpha: Vec<f32> = idx.iter().map(|&i| host[g][i]).collect();
+        let bz = gates::deterministic(&block_alpha, gates::expected_kept(&block_alpha));
+        for (k, &i) in idx.iter().enumerate() {
+            blocks[i] = bz[k];
+        }
+        let expected: f64 = idx
+            .iter()
+            .map(|&i| gates::open_probability_host(host[g][i]) * host[i].iter().map(|&a| gates::open_probability_host(a)).sum::<f64>())
+            .sum();
+        // Units of dropped blocks cannot be kept: rank them last.
+        let all: Vec<f32> = idx.iter().flat_map(|&i| {
+            let open = blocks[i] > 0.0;
+            host[i].iter().map(move |&a| if open { a } else { f32::NEG_INFINITY })
+        }).collect();
+        let live = idx.iter().filter(|&&i| blocks[i] > 0.0).map(|&i| host[i].len()).sum::<usize>();
+        let z = gates::deterministic(&all, (expected.round() as usize).min(live));
+        let mut offset = 0;
+        for &i in &idx {
+            units[i] = z[offset..offset + host[i].len()].to_vec();
+            offset += host[i].len();
+        }
+    }
+    (units, blocks)
 }
 
 impl Pruner for MaskLearning {
@@ -143,7 +160,27 @@ impl Pruner for MaskLearning {
     }
 
     fn finalize(&mut self, model: &mut dyn PrunableModel, _step: usize) {
-        let (units, blocks) = self.deterministic(&Self::log_alpha(model));
+        let la = Self::log_alpha(model);
+        let (units, blocks) = self.deterministic(&la);
+        // What the deterministic structure keeps against what ŝ expected, per kind.
+        let g = self.targets.len();
+        let host: Vec<Vec<f32>> = la.iter().map(|t| gates::host(t.clone())).collect();
+        for heads in [true, false] {
+            let (mut expected, mut kept, mut expected_params, mut kept_params) = (0.0, 0usize, 0.0, 0usize);
+            for i in (0..g).filter(|&i| self.targets[i].is_heads == heads) {
+                let pb = gates::open_probability_host(host[g][i]);
+                let e: f64 = host[i].iter().map(|&a| gates::open_probability_host(a)).sum::<f64>() * pb;
+                let k = if blocks[i] > 0.0 { units[i].iter().filter(|&&z| z > 0.0).count() } else { 0 };
+                expected += e;
+                kept += k;
+                expected_params += e * self.targets[i].params_per_unit as f64;
+                kept_params += k * self.targets[i].params_per_unit;
+            }
+            tracing::info!(
+                "mask_learning: {}: expected {expected:.1} kept, deterministic {kept}; weights expected {expected_params:.0}, kept {kept_params}",
+                if heads { "heads" } else { "FFN neurons" }
+            );
+        }
         gates::fold(model, &self.targets, &units, Some(&blocks));
     }
 
