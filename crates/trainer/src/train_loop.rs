@@ -324,6 +324,7 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
     };
     let checkpoint_every = t.checkpoint_every.unwrap_or(t.eval_every);
     let (nan_at, crash_after) = (test_hook("PRUNEKIT_NAN_AT_STEP"), test_hook("PRUNEKIT_CRASH_AFTER_CHECKPOINT"));
+    let nan_grad_at = test_hook("PRUNEKIT_NAN_GRAD_AT_STEP");
     let has_test = task.len(Split::Test) > 0 && task.labelled(Split::Test);
     for step in start..total_steps {
         if let Some(s) = resumed_state.take() {
@@ -439,7 +440,23 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
                 out.join("metrics.jsonl").display()
             ));
         }
+        if nan_grad_at == Some(step) {
+            // Test hook: a finite loss whose gradient is not (d/dx √|x| at 0).
+            let w = model.prunable_layers()[0].1.weight.val();
+            loss = loss + (w.clone() - w.detach()).abs().sqrt().sum();
+        }
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let bad = non_finite_gradients(&model, &grads);
+        if !bad.is_empty() {
+            bar.finish_and_clear();
+            log.write(&serde_json::json!({"step": step, "error": "non-finite gradient", "parameters": bad}));
+            let last = checkpoint::latest(out).ok().flatten().map(|(d, _)| format!("; the last good checkpoint is {} (continue from it with --resume)", d.display())).unwrap_or_default();
+            return Err(format!(
+                "step {step}: the gradient of {} is NaN/Inf (loss {loss_value}); stopped before the update. Metrics up to here are in {}{last}. Try a lower train.lr or pruning.scores_lr",
+                bad.iter().take(3).cloned().collect::<Vec<_>>().join(", ") + if bad.len() > 3 { " …" } else { "" },
+                out.join("metrics.jsonl").display()
+            ));
+        }
         pruner.adjust_gradients(&model, &mut grads);
         let lr = lr_sched.step();
         model = optim.step(lr.clone(), model, grads);
@@ -580,6 +597,38 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
     Ok(summary)
 }
 
+/// Names of the parameters whose gradient holds a NaN or an infinity: one `(g·0).sum()` per
+/// parameter (NaN exactly when g has a NaN or an Inf), gathered into one tensor, one host copy.
+fn non_finite_gradients<M: Module>(model: &M, grads: &GradientsParams) -> Vec<String> {
+    struct Probe<'a> {
+        grads: &'a GradientsParams,
+        path: Vec<String>,
+        names: Vec<String>,
+        probes: Vec<Tensor<1>>,
+    }
+    impl burn::module::ModuleVisitor for Probe<'_> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.names.push(self.path.iter().map(|p| if p == "self_" { "self" } else { p.as_str() }).collect::<Vec<_>>().join("."));
+                self.probes.push((g * 0.0).sum());
+            }
+        }
+    }
+    let mut probe = Probe { grads, path: Vec::new(), names: Vec::new(), probes: Vec::new() };
+    model.visit(&mut probe);
+    if probe.probes.is_empty() {
+        return Vec::new();
+    }
+    let values: Vec<f32> = Tensor::cat(probe.probes, 0).into_data().convert::<f32>().try_to_vec().unwrap_or_default();
+    probe.names.into_iter().zip(values).filter(|(_, v)| !v.is_finite()).map(|(n, _)| n).collect()
+}
+
 /// Folds a model's masks and gates into its weights and clears them (same function).
 fn freeze(model: &mut dyn PrunableModel) {
     for (_, layer) in model.prunable_layers_mut() {
@@ -607,7 +656,8 @@ fn loss_name(exp: &Experiment) -> String {
 /// `PRUNEKIT_CRASH_AFTER_CHECKPOINT=N` aborts the process right after the checkpoint of step N
 /// is written (like `kill -9`: no unwinding, no cleanup; a real `kill -9` can land anywhere,
 /// which is what the checkpoint's atomic write is for); `PRUNEKIT_NAN_AT_STEP=N` makes the loss
-/// of step N NaN.
+/// of step N NaN; `PRUNEKIT_NAN_GRAD_AT_STEP=N` keeps the loss of step N finite but makes a
+/// gradient NaN/Inf.
 fn test_hook(name: &str) -> Option<usize> {
     std::env::var(name).ok()?.parse().ok()
 }

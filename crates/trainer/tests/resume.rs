@@ -176,3 +176,22 @@ fn a_killed_fair_loss_run_resumes_with_its_unpruned_reference() {
         assert_eq!(std::fs::read(whole.join("model.safetensors")).unwrap(), std::fs::read(killed.join("model.safetensors")).unwrap(), "{mode}: weights");
     }
 }
+
+#[test]
+fn a_non_finite_gradient_stops_the_run_before_the_update_naming_the_parameter() {
+    let (ckpt, data, dir) = (tmp("nangrad-ckpt"), tmp("nangrad-data"), tmp("nangrad"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    let (exp, out) = (dir.join("e.toml"), dir.join("out"));
+    write_experiment(&exp, &ckpt, &data, &out, "movement");
+    let r = Command::new(env!("CARGO_BIN_EXE_trainer")).arg(&exp).env("PRUNEKIT_NAN_GRAD_AT_STEP", "10").output().unwrap();
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("step 10: the gradient of") && err.contains("bert.encoder.layer.0.attention.self.query.weight"), "{err}");
+    assert!(err.contains("step-00000008") && err.contains("--resume"), "names the last good checkpoint: {err}");
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert!(log.contains("non-finite gradient"), "{log}");
+    // Resuming from the last good checkpoint (no hook) finishes.
+    let r = trainer(&[exp.to_str().unwrap(), "--resume"], None);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+}
