@@ -25,6 +25,10 @@ pub struct LatencyArgs {
     /// Fractions of heads and FFN neurons kept per layer (one structured model each).
     #[arg(long, value_delimiter = ',', default_value = "0.5,0.25")]
     keep: Vec<f64>,
+    /// Compacted models saved by structured runs (their output_dir), timed beside the dense
+    /// model (e.g. uniform vs non-uniform shapes at the same budget).
+    #[arg(long, value_delimiter = ',')]
+    compacted: Vec<String>,
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     batch_sizes: Vec<usize>,
     #[arg(long, default_value_t = 128)]
@@ -118,6 +122,13 @@ pub fn main(args: LatencyArgs) -> Result<(), String> {
         pruners::mask::fold_masks(&mut sparse);
         variants.push((format!("structured, {:.0}% of heads and neurons kept (compacted)", keep * 100.0), small, kept));
         variants.push((format!("unstructured, {:.1}% of weights kept (zeros, same shapes)", kept * 100.0), sparse, kept));
+    }
+    for src in &args.compacted {
+        let l = load_model(src, args.seq_len, 2, false, &device).map_err(|e| format!("--compacted {src}: {e}"))?;
+        let kept = encoder_params(&l.model) as f64 / dense_params as f64;
+        let heads: Vec<usize> = l.model.bert.encoder.layer.iter().map(|x| x.attention.self_.num_heads).collect();
+        let widths: Vec<usize> = l.model.bert.encoder.layer.iter().map(|x| x.intermediate.dense.dims()[0]).collect();
+        variants.push((format!("{src}: heads {heads:?}, FFN {widths:?}"), l.model, kept));
     }
     let mut rows = Vec::new();
     let refs: Vec<&BertForSequenceClassification> = variants.iter().map(|(_, m, _)| m).collect();

@@ -185,7 +185,11 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
     let resume_from = if opts.resume {
         match checkpoint::latest(out)? {
             Some((dir, state)) => {
-                if state.experiment != resolved {
+                // The same experiment, also when the checkpoint was written by an older version
+                // that did not yet have keys now filled with their defaults.
+                let same = state.experiment == resolved
+                    || crate::experiment::parse(&state.experiment, &[]).ok().and_then(|e| toml::to_string_pretty(&e).ok()).as_deref() == Some(resolved.as_str());
+                if !same {
                     return Err(format!(
                         "--resume: the experiment differs from the one {} was taken with (its resolved config is in state.json); resume with the same file and --set overrides, or start over with --overwrite",
                         dir.display()

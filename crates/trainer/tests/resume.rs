@@ -195,3 +195,35 @@ fn a_non_finite_gradient_stops_the_run_before_the_update_naming_the_parameter() 
     let r = trainer(&[exp.to_str().unwrap(), "--resume"], None);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
 }
+
+#[test]
+fn a_checkpoint_from_before_a_new_config_key_still_resumes() {
+    // A checkpoint written before `[loss]` existed holds a resolved experiment without it; the
+    // same experiment with the new key at its default is the same experiment.
+    let (ckpt, data, dir) = (tmp("resume-old-ckpt"), tmp("resume-old-data"), tmp("resume-old"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    let (exp, out) = (dir.join("e.toml"), dir.join("out"));
+    write_experiment(&exp, &ckpt, &data, &out, "magnitude");
+    let r = trainer(&[exp.to_str().unwrap()], Some(8));
+    assert!(!r.status.success());
+    let path = out.join("checkpoints").join("step-00000008").join("state.json");
+    let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let text = state["experiment"].as_str().unwrap().to_string();
+    let mut skipping = false;
+    let old: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            if l.starts_with('[') {
+                skipping = *l == "[loss]";
+            }
+            !skipping
+        })
+        .collect();
+    assert!(text.contains("[loss]") && !old.join("\n").contains("[loss]"));
+    state["experiment"] = serde_json::json!(old.join("\n") + "\n");
+    std::fs::write(&path, serde_json::to_string(&state).unwrap()).unwrap();
+    let r = trainer(&[exp.to_str().unwrap(), "--resume"], None);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.join("summary.json").exists());
+}
