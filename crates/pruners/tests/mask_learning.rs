@@ -223,3 +223,28 @@ fn folded_gates_and_compaction_compute_what_the_gated_model_computed() {
         assert_eq!(small.num_params(), report.params_after);
     }
 }
+
+#[test]
+fn minimax_final_shape_lands_on_the_budget_despite_the_one_head_floor() {
+    use pruners::methods::minimax_uniform::final_counts;
+    // MiniLM-L6's shapes: per layer 12 heads owning 4·384·32 weights, 1536 neurons owning 2·384.
+    let t = |count, ppu, heads| GateTarget { name: String::new(), count, width: 1, output_side: 0, input_side: vec![], params_per_unit: ppu, is_heads: heads };
+    let mut targets = Vec::new();
+    for _ in 0..6 {
+        targets.push(t(12, 4 * 384 * 32, true));
+        targets.push(t(1536, 2 * 384, false));
+    }
+    let total: usize = targets.iter().map(|t| t.count * t.params_per_unit).sum();
+    for density in [0.5, 0.4, 0.1, 0.05] {
+        let k = final_counts(&targets, density);
+        // Uniform: every layer the same.
+        assert!(k.chunks(2).all(|c| c == &k[..2]), "{k:?}");
+        let kept: usize = k.iter().zip(&targets).map(|(k, t)| k * t.params_per_unit).sum();
+        let got = kept as f64 / total as f64;
+        assert!((got - density).abs() < 0.001, "density {density}: kept {got} ({:?})", &k[..2]);
+    }
+    // 95% removed: one head (the floor) and 51 neurons, not 77 (5% of 1536).
+    assert_eq!(&final_counts(&targets, 0.05)[..2], &[1, 51]);
+    // Without heads beside them (an MLP's neurons), the plain fraction.
+    assert_eq!(final_counts(&[t(100, 10, false)], 0.05), vec![5]);
+}

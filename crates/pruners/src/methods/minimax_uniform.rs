@@ -18,6 +18,28 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 use models::PrunableModel;
 
+/// The units every group keeps at the end: heads `kept_units(n, density)` (at least one per
+/// layer); FFN neurons then fill the rest of their layer's budget, `density` × the layer's
+/// prunable weights, so the total lands on the target even where the one-head floor or the
+/// rounding of heads keeps more than the fraction (95% removed: 1 head of 12 is 8.3%). Groups
+/// with no heads beside them keep `kept_units(n, density)`. The same in every layer when the
+/// layers have the same shape.
+pub fn final_counts(targets: &[GateTarget], density: f64) -> Vec<usize> {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if t.is_heads || i == 0 || !targets[i - 1].is_heads {
+                return kept_units(t.count, density);
+            }
+            let h = &targets[i - 1];
+            let budget = density * (h.count * h.params_per_unit + t.count * t.params_per_unit) as f64;
+            let left = budget - (kept_units(h.count, density) * h.params_per_unit) as f64;
+            ((left / t.params_per_unit as f64).round().max(1.0) as usize).min(t.count)
+        })
+        .collect()
+}
+
 pub struct MinimaxUniform {
     density: f64,
     ramp_start: usize,
@@ -42,23 +64,24 @@ impl MinimaxUniform {
         }
     }
 
-    /// Units group `t` keeps at `step` (real-valued during the ramp; an integer at its end).
-    pub fn target_units(&self, t: &GateTarget, step: usize) -> f64 {
+    /// Units group `i` keeps at `step` (real-valued during the ramp; an integer at its end).
+    pub fn target_units(&self, i: usize, step: usize) -> f64 {
+        let t = &self.targets[i];
         let p = (step.saturating_sub(self.ramp_start) as f64 / (self.ramp_end - self.ramp_start) as f64).min(1.0);
-        let fin = kept_units(t.count, self.density) as f64;
+        let fin = final_counts(&self.targets, self.density)[i] as f64;
         t.count as f64 - (t.count as f64 - fin) * p
     }
 
     /// The exact number kept at `step` (rounded target).
-    pub fn kept_at(&self, t: &GateTarget, step: usize) -> usize {
-        (self.target_units(t, step).round() as usize).clamp(1, t.count)
+    pub fn kept_at(&self, i: usize, step: usize) -> usize {
+        (self.target_units(i, step).round() as usize).clamp(1, self.targets[i].count)
     }
 
     /// The constraints `c_l` of every group as one `[groups]` tensor (differentiable).
     pub fn constraints(&self, log_alpha: &[Tensor<1>], step: usize) -> Tensor<1> {
         let device = log_alpha[0].device();
         let expected: Vec<Tensor<1>> = log_alpha.iter().map(|a| gates::open_probability(a.clone()).sum()).collect();
-        let target: Vec<f32> = self.targets.iter().map(|t| self.target_units(t, step) as f32).collect();
+        let target: Vec<f32> = (0..self.targets.len()).map(|i| self.target_units(i, step) as f32).collect();
         let counts: Vec<f32> = self.targets.iter().map(|t| t.count as f32).collect();
         let n = target.len();
         (Tensor::cat(expected, 0) - Tensor::from_data(TensorData::new(target, [n]), &device)) / Tensor::from_data(TensorData::new(counts, [n]), &device)
@@ -69,7 +92,7 @@ impl MinimaxUniform {
     }
 
     fn deterministic(&self, model: &dyn PrunableModel, step: usize) -> Vec<Vec<f32>> {
-        Self::log_alpha(model).into_iter().zip(&self.targets).map(|(a, t)| gates::deterministic(&gates::host(a), self.kept_at(t, step))).collect()
+        Self::log_alpha(model).into_iter().enumerate().map(|(i, a)| gates::deterministic(&gates::host(a), self.kept_at(i, step))).collect()
     }
 }
 
@@ -144,7 +167,7 @@ impl Pruner for MinimaxUniform {
     /// The kept fraction of prunable weights the exact selection at `step` gives.
     fn scheduled_density(&self, step: usize) -> f64 {
         let total: usize = self.targets.iter().map(|t| t.count * t.params_per_unit).sum();
-        let kept: usize = self.targets.iter().map(|t| self.kept_at(t, step) * t.params_per_unit).sum();
+        let kept: usize = self.targets.iter().enumerate().map(|(i, t)| self.kept_at(i, step) * t.params_per_unit).sum();
         kept as f64 / total.max(1) as f64
     }
 }
