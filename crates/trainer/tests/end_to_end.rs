@@ -356,3 +356,25 @@ fn sentence_transformers_checkpoint_trains_and_reloads_with_mean_pooling() {
     assert!(!saved.contains("classifier_pooling"), "{saved}");
     assert!(!train_loop::load_model(out.join("cls").to_str().unwrap(), 16, 2, false, &device).unwrap().model.mean_pooling);
 }
+
+/// Hard movement pruning with Adam and scores initialised to 0 depends on the scores' learning
+/// rate only through a common scale of every score, which top-k does not see: two runs that
+/// differ only in `scores_lr` keep the same weights at the end and predict the same. (This fails
+/// if anything but Adam's normalised step touches the scores: weight decay, clipping, a non-zero
+/// initialisation.)
+#[test]
+fn movement_masks_do_not_depend_on_the_scores_learning_rate() {
+    let (ckpt, data, out) = (tmp("slr-ckpt"), tmp("slr-data"), tmp("slr-out"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    let mut results = Vec::new();
+    for (name, lr) in [("a", 0.1), ("b", 0.003)] {
+        let mut exp = experiment(&ckpt, &data, &out.join(name), "movement");
+        exp.pruning.scores_lr = Some(lr);
+        let s = train_loop::run(&exp, Path::new("test.toml")).unwrap();
+        let masks = models::checkpoint::read_masks(&out.join(name).join("masks.safetensors")).unwrap();
+        results.push((s.test.unwrap().loss, masks));
+    }
+    assert_eq!(results[0].1, results[1].1, "the same weights are kept");
+    assert!((results[0].0 - results[1].0).abs() < 1e-6, "test loss {} vs {}", results[0].0, results[1].0);
+}
