@@ -15,7 +15,12 @@ pub struct Selected {
 }
 
 fn cpu_name(backend: &str) -> String {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    // rayon (flex's thread pool) honours RAYON_NUM_THREADS; say what it will use.
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     format!("CPU ({backend}, {threads} threads)")
 }
 
