@@ -182,6 +182,11 @@ pub struct PruningConfig {
     /// ascent); default 0.01 (CoFi's reg_learning_rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipliers_lr: Option<f64>,
+    /// `movement` only, and not the paper's method: from this step on the scores stop learning
+    /// (their gradients are dropped before the optimizer step), so the rest of the ramp removes
+    /// weights by the ranking the scores had reached. Unset (default): scores learn throughout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_scores_at: Option<usize>,
 }
 
 fn one() -> f64 {
@@ -230,6 +235,7 @@ impl Default for PruningConfig {
             seed: 0,
             calibration_samples: calibration_samples(),
             multipliers_lr: None,
+            freeze_scores_at: None,
         }
     }
 }
@@ -286,6 +292,14 @@ impl PruningConfig {
                 return Err("pruning.granularity = \"unit\" keeps the same fraction of units in every layer; pruning.scope must be \"per_matrix\"".into());
             }
         }
+        if let Some(at) = self.freeze_scores_at {
+            if self.method != Method::Movement {
+                return Err(format!("pruning.freeze_scores_at applies to method = \"movement\", not {:?}", self.method));
+            }
+            if at >= total_steps {
+                return Err(format!("pruning.freeze_scores_at ({at}) must be below the run's {total_steps} steps"));
+            }
+        }
         let schedule = CubicSchedule {
             initial_density: self.initial_density,
             final_density: self.final_density,
@@ -296,7 +310,11 @@ impl PruningConfig {
         Ok(match self.method {
             Method::None => Box::new(methods::dense::Dense),
             Method::Magnitude => Box::new(methods::magnitude::Magnitude::new(schedule, self.scope).with_granularity(self.granularity)),
-            Method::Movement => Box::new(methods::movement::Movement::new(schedule, self.scope, scores_lr).with_granularity(self.granularity)),
+            Method::Movement => Box::new(
+                methods::movement::Movement::new(schedule, self.scope, scores_lr)
+                    .with_granularity(self.granularity)
+                    .with_frozen_scores_from(self.freeze_scores_at),
+            ),
             Method::SoftMovement => {
                 let threshold = CubicSchedule { initial_density: 0.0, final_density: self.final_threshold, ..schedule };
                 Box::new(methods::soft_movement::SoftMovement::new(threshold, lambda, scores_lr))

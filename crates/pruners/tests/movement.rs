@@ -166,3 +166,62 @@ fn random_masks_are_nested_seeded_and_ignore_magnitude() {
     let outer = last.iter().enumerate().filter(|&(i, &k)| k && !(20..380).contains(&i)).count();
     assert!(outer < 20, "random kept {outer} of the 40 largest weights");
 }
+
+fn host(t: Tensor<2>) -> Vec<f32> {
+    t.to_data().convert::<f32>().try_to_vec().unwrap()
+}
+
+#[test]
+fn frozen_scores_stop_learning_at_the_step_while_weights_and_the_ramp_go_on() {
+    use burn::optim::{AdamWConfig, GradientsParams};
+    let total = 12;
+    let freeze_at = 4;
+    let wa: Vec<f32> = (0..60).map(|i| ((i * 37 % 60) as f32 - 29.5) / 7.0).collect();
+    let wb: Vec<f32> = (0..24).map(|i| ((i * 5 % 24) as f32 - 11.5) / 3.0).collect();
+    let mut model = Two { a: linear(wa, [6, 10], &cpu()), b: linear(wb, [4, 6], &cpu()) };
+    let mut pruner = Movement::new(schedule(total), Scope::PerMatrix, 1e-2).with_frozen_scores_from(Some(freeze_at));
+    pruner.init(&mut model);
+    let mut model = burn::module::Module::train(model);
+    let device = cpu().autodiff();
+    let x: Vec<f32> = (0..30).map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0).collect();
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let (mut scores_before, mut weights_before) = (host(model.a.mask_scores.as_ref().unwrap().val()), host(model.a.weight.val()));
+    for step in 0..total {
+        pruner.apply_masks(&mut model, step);
+        let xt = Tensor::<2>::from_data(TensorData::new(x.clone(), [3, 10]), &device);
+        let h = model.a.forward(xt);
+        let loss = model.b.forward(h).powi_scalar(2).sum();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        pruner.adjust_gradients(&model, &mut grads);
+        model = optim.step(1e-2, model, grads);
+        let scores = host(model.a.mask_scores.as_ref().unwrap().val());
+        let weights = host(model.a.weight.val());
+        let scores_moved = scores.iter().zip(&scores_before).filter(|(a, b)| a != b).count();
+        let weights_moved = weights.iter().zip(&weights_before).filter(|(a, b)| a != b).count();
+        if step < freeze_at {
+            assert!(scores_moved > 30, "step {step}: scores must learn before the freeze ({scores_moved} of 60 moved)");
+        } else {
+            assert!(pruner.scores_frozen(step));
+            assert_eq!(scores_moved, 0, "step {step}: frozen scores changed");
+        }
+        assert!(weights_moved > 0, "step {step}: the weights must keep learning");
+        // The ramp still removes exactly the scheduled count, by the (frozen) scores.
+        let [r, c] = model.a.dims();
+        let kept = model.a.effective_weight().not_equal_elem(0.0).int().sum().into_scalar::<i64>() as usize;
+        assert_eq!(kept, kept_count(r * c, schedule(total).density(step)), "step {step}");
+        scores_before = scores;
+        weights_before = weights;
+    }
+    assert!(!Movement::new(schedule(total), Scope::PerMatrix, 1e-2).scores_frozen(total), "unset: never frozen");
+}
+
+#[test]
+fn freeze_scores_at_is_checked_by_the_config() {
+    let cfg: pruners::PruningConfig = toml::from_str("method = \"magnitude\"\nfinal_density = 0.5\nfreeze_scores_at = 3").unwrap();
+    let err = cfg.build(10).err().expect("magnitude has no scores to freeze");
+    assert!(err.contains("pruning.freeze_scores_at"), "{err}");
+    let cfg: pruners::PruningConfig = toml::from_str("method = \"movement\"\nfinal_density = 0.5\nfreeze_scores_at = 10").unwrap();
+    assert!(cfg.build(10).err().expect("past the run's end").contains("freeze_scores_at (10)"));
+    let cfg: pruners::PruningConfig = toml::from_str("method = \"movement\"\nfinal_density = 0.5\nfreeze_scores_at = 3").unwrap();
+    assert!(cfg.build(10).is_ok());
+}

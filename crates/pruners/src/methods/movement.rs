@@ -5,6 +5,9 @@
 //! through the straight-through estimator, so ∂L/∂S_ij = (∂L/∂a_i)·W_ij·x_j, which accumulates
 //! −W·∂L/∂W: weights moving away from zero gain score. Masked weights keep getting score
 //! updates. Scores have their own AdamW group (lr 1e-2 by default, no weight decay).
+//!
+//! A variant that is not in the paper: `freeze_scores_at = t` drops the scores' gradients from
+//! step t on, so the rest of the cubic ramp removes weights by the ranking reached at t.
 
 use crate::mask::straight_through;
 use crate::schedule::CubicSchedule;
@@ -16,17 +19,31 @@ pub struct Movement {
     scope: Scope,
     granularity: Granularity,
     scores_lr: f64,
+    freeze_from: Option<usize>,
+    /// The step of the last `apply_masks` (the step whose gradients `adjust_gradients` sees).
+    step: usize,
 }
 
 impl Movement {
     pub fn new(schedule: CubicSchedule, scope: Scope, scores_lr: f64) -> Self {
-        Self { schedule, scope, granularity: Granularity::Weight, scores_lr }
+        Self { schedule, scope, granularity: Granularity::Weight, scores_lr, freeze_from: None, step: 0 }
     }
 
     /// Whole heads and FFN neurons, each scored by the sum of its weights' movement scores.
     pub fn with_granularity(mut self, granularity: Granularity) -> Self {
         self.granularity = granularity;
         self
+    }
+
+    /// From step `at` on, the scores get no optimizer updates (`None`: they learn throughout).
+    pub fn with_frozen_scores_from(mut self, at: Option<usize>) -> Self {
+        self.freeze_from = at;
+        self
+    }
+
+    /// Whether the scores are frozen at `step`.
+    pub fn scores_frozen(&self, step: usize) -> bool {
+        self.freeze_from.is_some_and(|at| step >= at)
     }
 }
 
@@ -40,6 +57,7 @@ impl Pruner for Movement {
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
+        self.step = step;
         let density = self.schedule.density(step);
         let groups = if self.granularity == Granularity::Unit { model.unit_groups() } else { Vec::new() };
         let scores = crate::mask::scores(model, "movement");
@@ -47,6 +65,19 @@ impl Pruner for Movement {
         let hard = self.granularity.masks(self.scope, &groups, &scores, density);
         for (((_, layer), hard), scores) in layers.iter_mut().zip(hard).zip(scores) {
             layer.mask = Some(straight_through(hard, scores));
+        }
+    }
+
+    /// Frozen scores: their gradients are removed, so AdamW leaves them (and their moments) as
+    /// they are.
+    fn adjust_gradients(&self, model: &dyn PrunableModel, grads: &mut burn::optim::GradientsParams) {
+        if !self.scores_frozen(self.step) {
+            return;
+        }
+        for (_, layer) in model.prunable_layers() {
+            if let Some(s) = &layer.mask_scores {
+                grads.remove::<2>(s.id);
+            }
         }
     }
 
