@@ -183,7 +183,7 @@ pub struct PruningConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipliers_lr: Option<f64>,
     /// `movement` only, and not the paper's method: from this step on the scores stop learning
-    /// (their gradients are dropped before the optimizer step), so the rest of the ramp removes
+    /// (the mask is applied without the straight-through term, so they get no gradient), so the rest of the ramp removes
     /// weights by the ranking the scores had reached. Unset (default): scores learn throughout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freeze_scores_at: Option<usize>,

@@ -6,8 +6,10 @@
 //! −W·∂L/∂W: weights moving away from zero gain score. Masked weights keep getting score
 //! updates. Scores have their own AdamW group (lr 1e-2 by default, no weight decay).
 //!
-//! A variant that is not in the paper: `freeze_scores_at = t` drops the scores' gradients from
-//! step t on, so the rest of the cubic ramp removes weights by the ranking reached at t.
+//! A variant that is not in the paper: `freeze_scores_at = t` applies the hard mask without the
+//! straight-through term from step t on, so the scores get no gradient (none is computed, and
+//! AdamW leaves them and their moments as they are) and the rest of the cubic ramp removes
+//! weights by the ranking reached at t.
 
 use crate::mask::straight_through;
 use crate::schedule::CubicSchedule;
@@ -20,13 +22,11 @@ pub struct Movement {
     granularity: Granularity,
     scores_lr: f64,
     freeze_from: Option<usize>,
-    /// The step of the last `apply_masks` (the step whose gradients `adjust_gradients` sees).
-    step: usize,
 }
 
 impl Movement {
     pub fn new(schedule: CubicSchedule, scope: Scope, scores_lr: f64) -> Self {
-        Self { schedule, scope, granularity: Granularity::Weight, scores_lr, freeze_from: None, step: 0 }
+        Self { schedule, scope, granularity: Granularity::Weight, scores_lr, freeze_from: None }
     }
 
     /// Whole heads and FFN neurons, each scored by the sum of its weights' movement scores.
@@ -57,27 +57,14 @@ impl Pruner for Movement {
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
-        self.step = step;
         let density = self.schedule.density(step);
         let groups = if self.granularity == Granularity::Unit { model.unit_groups() } else { Vec::new() };
         let scores = crate::mask::scores(model, "movement");
         let mut layers = model.prunable_layers_mut();
         let hard = self.granularity.masks(self.scope, &groups, &scores, density);
+        let frozen = self.scores_frozen(step);
         for (((_, layer), hard), scores) in layers.iter_mut().zip(hard).zip(scores) {
-            layer.mask = Some(straight_through(hard, scores));
-        }
-    }
-
-    /// Frozen scores: their gradients are removed, so AdamW leaves them (and their moments) as
-    /// they are.
-    fn adjust_gradients(&self, model: &dyn PrunableModel, grads: &mut burn::optim::GradientsParams) {
-        if !self.scores_frozen(self.step) {
-            return;
-        }
-        for (_, layer) in model.prunable_layers() {
-            if let Some(s) = &layer.mask_scores {
-                grads.remove::<2>(s.id);
-            }
+            layer.mask = Some(if frozen { hard } else { straight_through(hard, scores) });
         }
     }
 
