@@ -16,7 +16,8 @@ use std::time::Instant;
 pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceChoice,
-    /// Model shapes: "minilm" (6 x 384, MiniLM-L6) or "bert-base" (12 x 768).
+    /// Model shapes: "minilm" (6 x 384, MiniLM-L6), "bert-base" (12 x 768) (both in
+    /// `configs/models/`), or the path of a Hugging Face config.json.
     #[arg(long, default_value = "minilm")]
     shape: String,
     #[arg(long, default_value_t = 32)]
@@ -35,21 +36,19 @@ pub struct BenchArgs {
     out: Option<PathBuf>,
 }
 
+/// The model shapes of `configs/models/` (compiled in), by name, or any Hugging Face
+/// `config.json` by path.
 pub fn shape_config(name: &str) -> Result<BertConfig, String> {
-    let mut c = BertConfig::tiny(30522);
-    c.max_position_embeddings = 512;
-    c.hidden_dropout_prob = 0.1;
-    c.attention_probs_dropout_prob = 0.1;
-    match name {
-        "minilm" => {
-            (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) = (384, 6, 12, 1536);
-        }
-        "bert-base" => {
-            (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) = (768, 12, 12, 3072);
-        }
-        other => return Err(format!("--shape {other}: expected minilm or bert-base")),
+    let builtin = match name {
+        "minilm" => Some(include_str!("../../../configs/models/minilm-l6.json")),
+        "bert-base" => Some(include_str!("../../../configs/models/bert-base.json")),
+        _ => None,
+    };
+    match builtin {
+        Some(text) => serde_json::from_str(text).map_err(|e| format!("configs/models ({name}): {e}")),
+        None if name.ends_with(".json") => BertConfig::from_file(std::path::Path::new(name)),
+        None => Err(format!("--shape {name}: expected minilm, bert-base or the path of a config.json")),
     }
-    Ok(c)
 }
 
 pub fn main(args: BenchArgs) -> Result<(), String> {
@@ -72,7 +71,7 @@ pub fn main(args: BenchArgs) -> Result<(), String> {
     let mut model = model.train();
     let ad = device.clone().autodiff();
     let groups = pruner.param_groups();
-    let mut optim = crate::optim::adamw(0.01, 1.0, &groups);
+    let mut optim = crate::optim::adamw(0.01, None, &groups);
     let (b, l) = (args.batch_size, args.seq_len);
     let ids = Tensor::<2>::random([b, l], Distribution::Uniform(0.0, 30000.0), &ad).int();
     let types = Tensor::<2, Int>::zeros([b, l], &ad);
@@ -84,7 +83,8 @@ pub fn main(args: BenchArgs) -> Result<(), String> {
         pruner.apply_masks(&mut model, step);
         let logits = model.forward(ids.clone(), types.clone(), mask.clone());
         let loss = cross_entropy(logits, labels.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        crate::optim::clip_grad_norm(&model, &mut grads, 1.0);
         model = optim.step(3e-5, model, grads);
         device.sync().map_err(|e| format!("{e:?}"))?;
         if step >= args.warmup {
@@ -105,4 +105,19 @@ pub fn main(args: BenchArgs) -> Result<(), String> {
         std::fs::write(&p, serde_json::to_string_pretty(&result).unwrap_or_default()).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shapes_come_from_configs_models() {
+        let m = super::shape_config("minilm").unwrap();
+        assert_eq!((m.hidden_size, m.num_hidden_layers, m.num_attention_heads, m.intermediate_size), (384, 6, 12, 1536));
+        let b = super::shape_config("bert-base").unwrap();
+        assert_eq!((b.hidden_size, b.num_hidden_layers, b.intermediate_size, b.vocab_size), (768, 12, 3072, 30522));
+        let err = super::shape_config("gpt2").unwrap_err();
+        assert!(err.contains("--shape gpt2"), "{err}");
+        let err = super::shape_config("/nonexistent/config.json").unwrap_err();
+        assert!(err.contains("/nonexistent/config.json"), "{err}");
+    }
 }

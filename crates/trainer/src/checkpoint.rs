@@ -39,6 +39,9 @@ pub struct TrainState {
     pub samples: usize,
     pub loss_sum: f64,
     pub loss_count: usize,
+    /// Largest gradient norm (before clipping) since the last metrics line.
+    #[serde(default)]
+    pub grad_norm_max: f64,
     /// The pruner's own bookkeeping (`Pruner::state`).
     pub pruner: serde_json::Value,
     /// The resolved experiment (TOML) the run was started with; a resume must use the same.

@@ -305,6 +305,15 @@ fn default_split_seed() -> u64 {
     13
 }
 
+/// Over what the gradient norm is clipped (`train.grad_clipping`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GradClipping {
+    #[default]
+    Global,
+    PerParameter,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSection {
@@ -318,9 +327,17 @@ pub struct TrainSection {
     /// Steps of linear learning-rate warm-up; then linear decay to 0.
     #[serde(default)]
     pub lr_warmup_steps: usize,
-    /// Gradient clipping: each parameter's gradient norm is clipped to this value.
+    /// Gradient clipping threshold (see `grad_clipping` for over what the norm is taken).
     #[serde(default = "default_clip")]
     pub max_grad_norm: f64,
+    /// `"global"` (default): one norm over every parameter's gradient, scores and gates
+    /// included, scaled down together when it exceeds `max_grad_norm`, as
+    /// `torch.nn.utils.clip_grad_norm_(model.parameters())` in Hugging Face's Trainer and the
+    /// movement-pruning code. `"per_parameter"`: each weight tensor's gradient clipped on its own,
+    /// the pruners' own parameters not at all (this project's behaviour before 2026-12-04; the
+    /// results recorded before then were run with it).
+    #[serde(default)]
+    pub grad_clipping: GradClipping,
     /// Evaluate on the validation split every N steps (0 = only at the end).
     #[serde(default)]
     pub eval_every: usize,
@@ -518,6 +535,9 @@ final_density = 0.1
         assert_eq!(e.train.lr, 1e-4);
         assert_eq!(e.device, DeviceChoice::Cpu);
         assert_eq!(e.pruning.method, pruners::Method::Magnitude);
+        assert_eq!(e.train.grad_clipping, GradClipping::Global);
+        let e = parse(BASE, &["train.grad_clipping=\"per_parameter\"".into()]).unwrap();
+        assert_eq!(e.train.grad_clipping, GradClipping::PerParameter);
     }
 
     #[test]
@@ -532,6 +552,8 @@ final_density = 0.1
         assert!(err.contains("train.lr"), "{err}");
         let err = parse(BASE, &["data.subset=\"nope\"".into()]).unwrap_err();
         assert!(err.contains("nope"), "{err}");
+        let err = parse(BASE, &["train.grad_clipping=\"none\"".into()]).unwrap_err();
+        assert!(err.contains("none") && err.contains("global"), "{err}");
         let err = parse(&BASE.replace("kind = \"spam_assassin\"", "kind = \"glue_tsv\"\ntrain = \"/no/such.tsv\"\nvalidation = \"/no/such.tsv\"\ncolumns = { text_a = \"sentence\" }"), &[]).unwrap_err();
         assert!(err.contains("data.train") && err.contains("/no/such.tsv"), "{err}");
     }

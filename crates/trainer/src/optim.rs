@@ -3,12 +3,17 @@
 //! Groups (the last matching group wins): all parameters (weight decay as configured); biases
 //! and LayerNorm weights without weight decay (as Hugging Face does); then each pruner's own
 //! group (e.g. `mask_scores`, with its own learning rate and no weight decay).
+//!
+//! Gradient clipping is by the global norm over every parameter ([`clip_grad_norm`], called by
+//! the training loop between backward and the step), as Hugging Face does; burn's own clipping
+//! (each tensor on its own) stays available as `train.grad_clipping = "per_parameter"`.
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
-use burn::module::ParamGroup;
-use burn::optim::{AdamWConfig, ModuleOptimizer};
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
 use pruners::ParamGroupSpec;
 
 /// Linear warm-up from 0 to `peak` over `warmup` steps, then linear decay to 0 at `total`.
@@ -42,12 +47,15 @@ impl LrScheduler for WarmupLinear {
     fn load_record(&mut self, _record: LrSchedulerRecord) {}
 }
 
-pub fn adamw(weight_decay: f64, max_grad_norm: f64, groups: &[ParamGroupSpec]) -> ModuleOptimizer {
+/// AdamW with the groups above. `per_parameter_clip`: burn's clipping of each weight tensor's
+/// gradient norm on its own (the pruners' groups unclipped); `None` when the loop clips the
+/// global norm itself ([`clip_grad_norm`]).
+pub fn adamw(weight_decay: f64, per_parameter_clip: Option<f64>, groups: &[ParamGroupSpec]) -> ModuleOptimizer {
     let base = AdamWConfig::new()
         .with_weight_decay(weight_decay as f32)
         .with_epsilon(1e-8)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(max_grad_norm as f32)));
-    let clip = || Some(GradientClippingConfig::Norm(max_grad_norm as f32).init());
+        .with_grad_clipping(per_parameter_clip.map(|c| GradientClippingConfig::Norm(c as f32)));
+    let clip = || per_parameter_clip.map(|c| GradientClippingConfig::Norm(c as f32).init());
     let mut optim = base.init().with_group(
         ParamGroup::from_any_predicates(vec!["bias", "LayerNorm"]),
         AdamWConfig::new().with_weight_decay(0.0).with_epsilon(1e-8).build(),
@@ -63,6 +71,47 @@ pub fn adamw(weight_decay: f64, max_grad_norm: f64, groups: &[ParamGroupSpec]) -
     optim
 }
 
+/// Clips the gradients of all of `model`'s parameters together, as
+/// `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)`: with N = √(Σ‖g‖²) over every
+/// gradient, each is multiplied by `max_norm / (N + 1e-6)` when that is below 1. Returns N (the
+/// norm before clipping). One host read per call.
+pub fn clip_grad_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+    struct SquaredNorms<'a> {
+        grads: &'a GradientsParams,
+        parts: Vec<Tensor<1>>,
+    }
+    impl ModuleVisitor for SquaredNorms<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.parts.push(g.square().sum());
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        coef: f32,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                self.grads.register(param.id, g.mul_scalar(self.coef));
+            }
+        }
+    }
+    let mut sq = SquaredNorms { grads, parts: Vec::new() };
+    model.visit(&mut sq);
+    if sq.parts.is_empty() {
+        return 0.0;
+    }
+    let total = Tensor::cat(sq.parts, 0).sum().into_scalar::<f32>() as f64;
+    let norm = total.sqrt();
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        model.visit(&mut Scale { grads, coef: coef as f32 });
+    }
+    norm
+}
+
 pub fn lr_schedule(peak: f64, warmup: usize, total: usize, groups: &[ParamGroupSpec]) -> ModuleLrScheduler {
     let mut s = ModuleLrScheduler::new(WarmupLinear { peak, warmup, total, step: 0 });
     for g in groups {
@@ -74,6 +123,69 @@ pub fn lr_schedule(peak: f64, warmup: usize, total: usize, groups: &[ParamGroupS
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::{Device, Distribution};
+
+    #[derive(Module, Debug)]
+    struct Two {
+        a: Linear,
+        b: Linear,
+    }
+
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec().unwrap()
+    }
+
+    /// Gradients of a two-layer model whose second layer's gradient is `scale_b` times larger,
+    /// each parameter's gradient read to the host, in visiting order.
+    fn grads_of(scale_b: f32) -> (Two, GradientsParams, Vec<Vec<f32>>) {
+        #[allow(deprecated)]
+        let device = Device::ndarray().autodiff();
+        let model = Two { a: LinearConfig::new(3, 2).init(&device), b: LinearConfig::new(4, 5).init(&device) };
+        let x = Tensor::<2>::random([6, 3], Distribution::Normal(0.0, 1.0), &device);
+        let y = Tensor::<2>::random([6, 4], Distribution::Normal(0.0, 1.0), &device);
+        let loss = model.a.forward(x).powi_scalar(2).sum() + model.b.forward(y).sum().mul_scalar(scale_b);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let ids = [model.a.weight.id, model.a.bias.as_ref().unwrap().id, model.b.weight.id, model.b.bias.as_ref().unwrap().id];
+        let host_grads = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| if i % 2 == 0 { host(grads.get::<2>(id).unwrap()) } else { host(grads.get::<1>(id).unwrap()) })
+            .collect();
+        (model, grads, host_grads)
+    }
+
+    #[test]
+    fn global_norm_clipping_scales_every_gradient_by_the_same_factor() {
+        let (model, mut grads, before) = grads_of(50.0);
+        let norm = before.iter().flatten().map(|&g| (g as f64).powi(2)).sum::<f64>().sqrt();
+        assert!(norm > 10.0, "the case must need clipping: norm {norm}");
+        let reported = clip_grad_norm(&model, &mut grads, 1.0);
+        assert!((reported - norm).abs() < 1e-4 * norm, "norm before clipping {reported} vs {norm} on the host");
+        let coef = 1.0 / (norm + 1e-6);
+        let ids = [model.a.weight.id, model.a.bias.as_ref().unwrap().id, model.b.weight.id, model.b.bias.as_ref().unwrap().id];
+        let mut after_sq = 0.0;
+        for (i, (&id, b)) in ids.iter().zip(&before).enumerate() {
+            let a = if i % 2 == 0 { host(grads.get::<2>(id).unwrap()) } else { host(grads.get::<1>(id).unwrap()) };
+            for (x, y) in a.iter().zip(b) {
+                assert!((*x as f64 - *y as f64 * coef).abs() < 1e-6, "parameter {i}: {x} vs {y} x {coef}");
+                after_sq += (*x as f64).powi(2);
+            }
+        }
+        // The clipped gradients have norm 1 together; the small first layer was scaled down as
+        // much as the large second one (clipping each tensor on its own would have left it).
+        assert!((after_sq.sqrt() - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn gradients_under_the_threshold_are_left_as_they_are() {
+        let (model, mut grads, before) = grads_of(1.0);
+        let norm = before.iter().flatten().map(|&g| (g as f64).powi(2)).sum::<f64>().sqrt();
+        let reported = clip_grad_norm(&model, &mut grads, norm * 2.0);
+        assert!((reported - norm).abs() < 1e-4 * norm);
+        assert_eq!(host(grads.get::<2>(model.b.weight.id).unwrap()), before[2]);
+        assert_eq!(host(grads.get::<2>(model.a.weight.id).unwrap()), before[0]);
+    }
 
     #[test]
     fn warmup_then_linear_decay() {

@@ -4,7 +4,7 @@
 //! It is written once, against [`Task`]: BERT on text ([`TextTask`]) and an MLP on tables
 //! ([`TabularTask`]) run through the same steps, with every pruner.
 
-use crate::experiment::{Experiment, LossKind, ModelKind, ReferenceMode};
+use crate::experiment::{Experiment, GradClipping, LossKind, ModelKind, ReferenceMode};
 use crate::loss::{cross_entropy, distillation_kl, performance_weights, weighted_soft_cross_entropy};
 use crate::metrics::{classification, group_metrics, ClassMetrics, GroupMetrics};
 use crate::report::{write_json, MetricsLog};
@@ -277,7 +277,8 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
     let mut reference: Option<T::Model> = None;
     // → optimizer
     let groups = pruner.param_groups();
-    let mut optim = optim::adamw(t.weight_decay, t.max_grad_norm, &groups);
+    let per_parameter_clip = (t.grad_clipping == GradClipping::PerParameter).then_some(t.max_grad_norm);
+    let mut optim = optim::adamw(t.weight_decay, per_parameter_clip, &groups);
     let mut lr_sched = optim::lr_schedule(t.lr, t.lr_warmup_steps, total_steps, &groups);
     let mut start = 0;
     let mut resumed_state = None;
@@ -326,6 +327,9 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
         Some(s) => (s.train_seconds, s.eval_seconds, s.samples, (s.loss_sum, s.loss_count)),
         None => (0.0, 0.0, 0usize, (0.0f64, 0usize)),
     };
+    // Largest global gradient norm before clipping since the last metrics line (0 when clipping
+    // is per parameter: no global norm is computed then).
+    let mut grad_norm_acc = resumed_state.as_ref().map_or(0.0, |s| s.grad_norm_max);
     let checkpoint_every = t.checkpoint_every.unwrap_or(t.eval_every);
     let (nan_at, crash_after) = (test_hook("PRUNEKIT_NAN_AT_STEP"), test_hook("PRUNEKIT_CRASH_AFTER_CHECKPOINT"));
     let nan_grad_at = test_hook("PRUNEKIT_NAN_GRAD_AT_STEP");
@@ -461,6 +465,10 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
                 out.join("metrics.jsonl").display()
             ));
         }
+        if t.grad_clipping == GradClipping::Global {
+            let norm = optim::clip_grad_norm(&model, &mut grads, t.max_grad_norm);
+            grad_norm_acc = grad_norm_acc.max(norm);
+        }
         pruner.adjust_gradients(&model, &mut grads);
         let lr = lr_sched.step();
         model = optim.step(lr.clone(), model, grads);
@@ -474,12 +482,13 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
         if done % t.log_every == 0 || done == total_steps {
             let mean_loss = loss_acc.0 / loss_acc.1 as f64;
             loss_acc = (0.0, 0);
+            let grad_norm = std::mem::take(&mut grad_norm_acc);
             let sps = samples as f64 / train_secs;
             let eta = (total_steps - done) as f64 * train_secs / done as f64;
             let density = pruner.scheduled_density(step);
             bar.set_message(format!("loss {mean_loss:.4} density {density:.3} {sps:.1} samples/s"));
             log.write(&serde_json::json!({"step": done, "epoch": done as f64 / steps_per_epoch as f64, "loss": mean_loss,
-                "lr": lr.base(), "density": density, "samples_per_second": sps, "elapsed_s": train_secs, "eta_s": eta}));
+                "lr": lr.base(), "density": density, "grad_norm_max": grad_norm, "samples_per_second": sps, "elapsed_s": train_secs, "eta_s": eta}));
             bar.suspend(|| tracing::info!("step {done}/{total_steps} loss {mean_loss:.4} density {density:.4} {sps:.1} samples/s eta {eta:.0}s"));
         }
         if t.eval_every > 0 && done % t.eval_every == 0 && done < total_steps {
@@ -504,6 +513,7 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
                 samples,
                 loss_sum: loss_acc.0,
                 loss_count: loss_acc.1,
+                grad_norm_max: grad_norm_acc,
                 pruner: pruner.state(),
                 experiment: run.resolved.clone(),
                 extra: serde_json::to_value(&extra).map_err(|e| e.to_string())?,

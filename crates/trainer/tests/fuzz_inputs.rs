@@ -232,6 +232,7 @@ fn malformed_inputs_give_errors_never_panics() {
         samples: 32,
         loss_sum: 0.1,
         loss_count: 1,
+        grad_norm_max: 0.0,
         pruner: serde_json::json!({ "built_for": 0.5 }),
         experiment: seeds[0].clone(),
         extra: serde_json::json!({ "before": null, "fair": { "weights": [0.5], "targets": [0.5, 0.5] } }),

@@ -18,7 +18,7 @@ fn scores_take_an_adamw_step_with_their_own_learning_rate() {
     pruner.init(&mut model);
     let mut model = model.train();
     let groups = pruner.param_groups();
-    let mut opt = optim::adamw(0.01, 1.0, &groups);
+    let mut opt = optim::adamw(0.01, None, &groups);
     let mut lrs = optim::lr_schedule(1e-4, 0, 4, &groups);
     let ad = device.clone().autodiff();
     let ids = Tensor::<2, Int>::from_data(TensorData::new((0..24).map(|i| (i % 19) as i64 + 1).collect::<Vec<_>>(), [4, 6]), &ad);
