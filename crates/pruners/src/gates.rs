@@ -191,8 +191,8 @@ pub fn negate_multiplier_gradients(model: &dyn PrunableModel, grads: &mut burn::
 /// The optimizer groups of the learned-mask methods: gate logits and multipliers, no decay.
 pub fn param_groups(lr: f64, multipliers_lr: f64) -> Vec<crate::ParamGroupSpec> {
     vec![
-        crate::ParamGroupSpec { path_contains: "log_alpha".into(), lr, weight_decay: 0.0 },
-        crate::ParamGroupSpec { path_contains: "multipliers".into(), lr: multipliers_lr, weight_decay: 0.0 },
+        crate::ParamGroupSpec { path_contains: "log_alpha".into(), lr, weight_decay: 0.0, clipped: false },
+        crate::ParamGroupSpec { path_contains: "multipliers".into(), lr: multipliers_lr, weight_decay: 0.0, clipped: false },
     ]
 }
 

@@ -26,6 +26,11 @@ pub struct ParamGroupSpec {
     pub path_contains: String,
     pub lr: f64,
     pub weight_decay: f64,
+    /// Whether these gradients count in the global gradient-norm clip (and are scaled by it):
+    /// true for the movement family's scores, which live in the model as in the paper's code
+    /// (`clip_grad_norm_(model.parameters())` includes them); false for CoFi's gate logits and
+    /// multipliers, which its trainer keeps outside `model.parameters()`.
+    pub clipped: bool,
 }
 
 /// What the trainer calls, in this order, at every step:

@@ -84,7 +84,7 @@ pub fn main(args: BenchArgs) -> Result<(), String> {
         let logits = model.forward(ids.clone(), types.clone(), mask.clone());
         let loss = cross_entropy(logits, labels.clone());
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        crate::optim::clip_grad_norm(&model, &mut grads, 1.0);
+        crate::optim::clip_grad_norm(&model, &mut grads, 1.0, &[]);
         model = optim.step(3e-5, model, grads);
         device.sync().map_err(|e| format!("{e:?}"))?;
         if step >= args.warmup {

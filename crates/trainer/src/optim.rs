@@ -71,43 +71,73 @@ pub fn adamw(weight_decay: f64, per_parameter_clip: Option<f64>, groups: &[Param
     optim
 }
 
-/// Clips the gradients of all of `model`'s parameters together, as
-/// `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)`: with N = √(Σ‖g‖²) over every
-/// gradient, each is multiplied by `max_norm / (N + 1e-6)` when that is below 1. Returns N (the
-/// norm before clipping). One host read per call.
-pub fn clip_grad_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
-    struct SquaredNorms<'a> {
-        grads: &'a GradientsParams,
-        parts: Vec<Tensor<1>>,
+/// The ids of `model`'s float parameters whose path (`bert.encoder.layer.0.attention.self.query.mask_scores`)
+/// contains none of `exclude`.
+fn param_ids_except<M: Module>(model: &M, exclude: &[String]) -> Vec<(burn::module::ParamId, usize)> {
+    struct Ids<'a> {
+        exclude: &'a [String],
+        path: Vec<String>,
+        ids: Vec<(burn::module::ParamId, usize)>,
     }
-    impl ModuleVisitor for SquaredNorms<'_> {
+    impl ModuleVisitor for Ids<'_> {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(g) = self.grads.get::<D>(param.id) {
-                self.parts.push(g.square().sum());
+            let path = self.path.join(".");
+            if !self.exclude.iter().any(|e| path.contains(e.as_str())) {
+                self.ids.push((param.id, D));
             }
         }
     }
-    struct Scale<'a> {
-        grads: &'a mut GradientsParams,
-        coef: f32,
+    let mut v = Ids { exclude, path: Vec::new(), ids: Vec::new() };
+    model.visit(&mut v);
+    v.ids
+}
+
+/// Clips the gradients of `model`'s parameters together, as
+/// `torch.nn.utils.clip_grad_norm_(params, max_norm)`: with N = √(Σ‖g‖²) over the gradients of
+/// every parameter whose path contains none of `exclude`, each of those is multiplied by
+/// `max_norm / (N + 1e-6)` when that is below 1; the excluded ones are left as they are. Returns
+/// N (the norm before clipping). One host read per call.
+pub fn clip_grad_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f64, exclude: &[String]) -> f64 {
+    fn squared<const D: usize>(grads: &GradientsParams, id: burn::module::ParamId) -> Option<Tensor<1>> {
+        grads.get::<D>(id).map(|g| g.square().sum())
     }
-    impl ModuleVisitor for Scale<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(g) = self.grads.remove::<D>(param.id) {
-                self.grads.register(param.id, g.mul_scalar(self.coef));
-            }
+    fn scale<const D: usize>(grads: &mut GradientsParams, id: burn::module::ParamId, coef: f32) {
+        if let Some(g) = grads.remove::<D>(id) {
+            grads.register(id, g.mul_scalar(coef));
         }
     }
-    let mut sq = SquaredNorms { grads, parts: Vec::new() };
-    model.visit(&mut sq);
-    if sq.parts.is_empty() {
+    let ids = param_ids_except(model, exclude);
+    let parts: Vec<Tensor<1>> = ids
+        .iter()
+        .filter_map(|&(id, d)| match d {
+            1 => squared::<1>(grads, id),
+            2 => squared::<2>(grads, id),
+            3 => squared::<3>(grads, id),
+            4 => squared::<4>(grads, id),
+            _ => None,
+        })
+        .collect();
+    if parts.is_empty() {
         return 0.0;
     }
-    let total = Tensor::cat(sq.parts, 0).sum().into_scalar::<f32>() as f64;
-    let norm = total.sqrt();
+    let norm = (Tensor::cat(parts, 0).sum().into_scalar::<f32>() as f64).sqrt();
     let coef = max_norm / (norm + 1e-6);
     if coef < 1.0 {
-        model.visit(&mut Scale { grads, coef: coef as f32 });
+        for &(id, d) in &ids {
+            match d {
+                1 => scale::<1>(grads, id, coef as f32),
+                2 => scale::<2>(grads, id, coef as f32),
+                3 => scale::<3>(grads, id, coef as f32),
+                4 => scale::<4>(grads, id, coef as f32),
+                _ => {}
+            }
+        }
     }
     norm
 }
@@ -160,7 +190,7 @@ mod tests {
         let (model, mut grads, before) = grads_of(50.0);
         let norm = before.iter().flatten().map(|&g| (g as f64).powi(2)).sum::<f64>().sqrt();
         assert!(norm > 10.0, "the case must need clipping: norm {norm}");
-        let reported = clip_grad_norm(&model, &mut grads, 1.0);
+        let reported = clip_grad_norm(&model, &mut grads, 1.0, &[]);
         assert!((reported - norm).abs() < 1e-4 * norm, "norm before clipping {reported} vs {norm} on the host");
         let coef = 1.0 / (norm + 1e-6);
         let ids = [model.a.weight.id, model.a.bias.as_ref().unwrap().id, model.b.weight.id, model.b.bias.as_ref().unwrap().id];
@@ -178,10 +208,25 @@ mod tests {
     }
 
     #[test]
+    fn excluded_parameters_neither_count_in_the_norm_nor_get_scaled() {
+        let (model, mut grads, before) = grads_of(50.0);
+        // Only layer a counts; its own norm sets the factor, layer b keeps its large gradient.
+        let norm_a = before[..2].iter().flatten().map(|&g| (g as f64).powi(2)).sum::<f64>().sqrt();
+        let max = norm_a / 4.0;
+        let reported = clip_grad_norm(&model, &mut grads, max, &["b.".to_string()]);
+        assert!((reported - norm_a).abs() < 1e-4 * norm_a, "{reported} vs {norm_a}");
+        assert_eq!(host(grads.get::<2>(model.b.weight.id).unwrap()), before[2]);
+        let a = host(grads.get::<2>(model.a.weight.id).unwrap());
+        for (x, y) in a.iter().zip(&before[0]) {
+            assert!((*x as f64 - *y as f64 * max / (norm_a + 1e-6)).abs() < 1e-6);
+        }
+    }
+
+    #[test]
     fn gradients_under_the_threshold_are_left_as_they_are() {
         let (model, mut grads, before) = grads_of(1.0);
         let norm = before.iter().flatten().map(|&g| (g as f64).powi(2)).sum::<f64>().sqrt();
-        let reported = clip_grad_norm(&model, &mut grads, norm * 2.0);
+        let reported = clip_grad_norm(&model, &mut grads, norm * 2.0, &[]);
         assert!((reported - norm).abs() < 1e-4 * norm);
         assert_eq!(host(grads.get::<2>(model.b.weight.id).unwrap()), before[2]);
         assert_eq!(host(grads.get::<2>(model.a.weight.id).unwrap()), before[0]);

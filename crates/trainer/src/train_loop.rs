@@ -277,6 +277,8 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
     let mut reference: Option<T::Model> = None;
     // → optimizer
     let groups = pruner.param_groups();
+    // The pruners' parameters that stay out of the global clip (CoFi's gates and multipliers).
+    let unclipped: Vec<String> = groups.iter().filter(|g| !g.clipped).map(|g| g.path_contains.clone()).collect();
     let per_parameter_clip = (t.grad_clipping == GradClipping::PerParameter).then_some(t.max_grad_norm);
     let mut optim = optim::adamw(t.weight_decay, per_parameter_clip, &groups);
     let mut lr_sched = optim::lr_schedule(t.lr, t.lr_warmup_steps, total_steps, &groups);
@@ -466,7 +468,7 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
             ));
         }
         if t.grad_clipping == GradClipping::Global {
-            let norm = optim::clip_grad_norm(&model, &mut grads, t.max_grad_norm);
+            let norm = optim::clip_grad_norm(&model, &mut grads, t.max_grad_norm, &unclipped);
             grad_norm_acc = grad_norm_acc.max(norm);
         }
         pruner.adjust_gradients(&model, &mut grads);

@@ -88,7 +88,7 @@ impl Pruner for L0 {
     }
 
     fn param_groups(&self) -> Vec<ParamGroupSpec> {
-        vec![ParamGroupSpec { path_contains: "mask_scores".into(), lr: self.scores_lr, weight_decay: 0.0 }]
+        vec![ParamGroupSpec { path_contains: "mask_scores".into(), lr: self.scores_lr, weight_decay: 0.0, clipped: true }]
     }
 
     /// Fraction of weights whose deterministic mask is non-zero (measured at the last step).

@@ -69,7 +69,7 @@ impl Pruner for Movement {
     }
 
     fn param_groups(&self) -> Vec<ParamGroupSpec> {
-        vec![ParamGroupSpec { path_contains: "mask_scores".into(), lr: self.scores_lr, weight_decay: 0.0 }]
+        vec![ParamGroupSpec { path_contains: "mask_scores".into(), lr: self.scores_lr, weight_decay: 0.0, clipped: true }]
     }
 
     fn scheduled_density(&self, step: usize) -> f64 {

@@ -91,7 +91,7 @@ impl Pruner for SoftMovement {
     }
 
     fn param_groups(&self) -> Vec<ParamGroupSpec> {
-        vec![ParamGroupSpec { path_contains: "mask_scores".into(), lr: self.scores_lr, weight_decay: 0.0 }]
+        vec![ParamGroupSpec { path_contains: "mask_scores".into(), lr: self.scores_lr, weight_decay: 0.0, clipped: true }]
     }
 
     /// The measured fraction kept by the last masks (an outcome, not a schedule).
