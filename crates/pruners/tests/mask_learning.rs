@@ -248,3 +248,40 @@ fn minimax_final_shape_lands_on_the_budget_despite_the_one_head_floor() {
     // Without heads beside them (an MLP's neurons), the plain fraction.
     assert_eq!(final_counts(&[t(100, 10, false)], 0.05), vec![5]);
 }
+
+#[test]
+fn lagrangian_is_off_in_the_warm_up_and_its_ramp_starts_at_the_initial_expected_sparsity() {
+    // 4 warm-up steps, ramp over steps 4..8 to 60% removed, 2 steps at the target.
+    let mut p = MaskLearning::new(0.4, 4, 2, 10, 0.1, 0.05);
+    let mut m = model();
+    p.init(&mut m);
+    let targets = gates::targets(&m).unwrap();
+    let la: Vec<Tensor<1>> = gates::params(&m).log_alpha.iter().map(|a| a.val()).collect();
+    let s0 = host1(MaskLearning::expected_sparsity(&targets, &la))[0] as f64;
+    assert!((p.start_sparsity() - s0).abs() < 1e-6, "ŝ₀ {} vs ŝ of the initial gates {s0}", p.start_sparsity());
+    assert!(s0 > 0.05 && s0 < 0.2, "neuron gates start at P(open) ≈ 0.83: ŝ₀ = {s0}");
+    for t in 0..4 {
+        assert_eq!(p.target_at(t), None);
+        assert!(p.loss_term(&m, t).is_none(), "no Lagrangian at warm-up step {t}");
+    }
+    // The ramp runs from the host value ŝ₀ (equal to the device's f32 ŝ within 1e-6, above).
+    let s0 = p.start_sparsity();
+    assert!((p.target_at(4).unwrap() - s0).abs() < 1e-12);
+    assert!((p.target_at(6).unwrap() - (s0 + (0.6 - s0) * 0.5)).abs() < 1e-12);
+    assert!((p.target_at(8).unwrap() - 0.6).abs() < 1e-12);
+    assert!((p.target_at(9).unwrap() - 0.6).abs() < 1e-12);
+    // At the ramp's start the gap t − ŝ is zero, so the Lagrangian is zero, not negative.
+    let l = host1(p.loss_term(&m, 4).unwrap())[0];
+    assert!(l.abs() < 1e-6, "Lagrangian at the ramp start: {l}");
+    // A warm-up step leaves the multipliers where they were: they have no gradient.
+    let mut m = m.train();
+    p.apply_masks(&mut m, 0);
+    let (ids, types, mask) = inputs_on(&cpu().autodiff());
+    let loss = m.forward(ids, types, mask).sum();
+    let mut grads = GradientsParams::from_grads(loss.backward(), &m);
+    p.adjust_gradients(&m, &mut grads);
+    let before: Vec<f32> = gates::params(&m).multipliers.iter().flat_map(|l| host1(l.val().inner())).collect();
+    let m = AdamWConfig::new().with_weight_decay(0.0).init().step(1.0, m, grads);
+    let after: Vec<f32> = gates::params(&m).multipliers.iter().flat_map(|l| host1(l.val().inner())).collect();
+    assert_eq!(before, after);
+}

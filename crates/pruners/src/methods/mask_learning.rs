@@ -8,8 +8,12 @@
 //! `ŝ = 1 − Σ_layers [P(mha) Σ_heads P(head)·4·d·d_h + P(ffn) Σ_neurons P(neuron)·2·d] / total`.
 //! The Lagrangian `λ₁(t − ŝ) + λ₂(t − ŝ)²` is added to the loss; λ₁, λ₂ are trained by gradient
 //! ascent (their gradients are negated before the optimizer step; they rise while ŝ is under the
-//! target t). t ramps linearly from 0 after `warmup_steps` to `1 − final_density` at
-//! `T − cooldown_steps`.
+//! target t). The Lagrangian is off during the `warmup_steps` (no target, so the multipliers
+//! neither move nor wind up); from then on t ramps linearly from ŝ₀, the expected sparsity of the
+//! initial gates, to `1 − final_density` at `T − cooldown_steps` (CoFi's `start_sparsity`, set to
+//! where the gates start rather than 0: the neuron gates open with probability 0.83, so ŝ₀ ≈ 0.11,
+//! and a ramp from 0 would first drive λ₁ negative, which then opens the gates and delays the
+//! budget by as many steps as it wound up).
 //!
 //! Our design, where CoFi's code is specific to its trainer: the deterministic gates are chosen
 //! per kind across all layers (heads, neurons, attention blocks, FFN blocks), each keeping its
@@ -33,6 +37,8 @@ pub struct MaskLearning {
     lr: f64,
     multipliers_lr: f64,
     targets: Vec<GateTarget>,
+    /// ŝ₀: the expected sparsity of the initial gates, where the target ramp starts.
+    start_sparsity: f64,
     /// ŝ after the last step (host), for the reports.
     expected_sparsity: f64,
 }
@@ -46,14 +52,24 @@ impl MaskLearning {
             lr,
             multipliers_lr,
             targets: Vec::new(),
+            start_sparsity: 0.0,
             expected_sparsity: 0.0,
         }
     }
 
-    /// The target sparsity t at `step`: 0, then a linear ramp, then `1 − final_density`.
-    pub fn target_at(&self, step: usize) -> f64 {
-        let p = (step.saturating_sub(self.ramp_start) as f64 / (self.ramp_end - self.ramp_start) as f64).min(1.0);
-        self.target_sparsity * p
+    /// The target sparsity t at `step`: none during the warm-up, then a linear ramp from ŝ₀ to
+    /// `1 − final_density`, then `1 − final_density`.
+    pub fn target_at(&self, step: usize) -> Option<f64> {
+        if step < self.ramp_start {
+            return None;
+        }
+        let p = ((step - self.ramp_start) as f64 / (self.ramp_end - self.ramp_start) as f64).min(1.0);
+        Some(self.start_sparsity + (self.target_sparsity - self.start_sparsity) * p)
+    }
+
+    /// ŝ₀, where the target ramp starts (known after `init`).
+    pub fn start_sparsity(&self) -> f64 {
+        self.start_sparsity
     }
 
     /// ŝ as a differentiable `[1]` tensor from the log α vectors (units: one per group; blocks:
@@ -127,6 +143,10 @@ impl Pruner for MaskLearning {
         let mut spec: Vec<(usize, f64)> = self.targets.iter().map(|t| (t.count, if t.is_heads { HEAD_INIT } else { NEURON_INIT })).collect();
         spec.push((self.targets.len(), BLOCK_INIT));
         gates::init_params(model, &spec, &[(2, 0.0)]).expect("pruner parameters");
+        // From the initial values, not the model's (on a resume the model holds trained gates).
+        let total: usize = self.targets.iter().map(|t| t.count * t.params_per_unit).sum();
+        let kept: f64 = self.targets.iter().zip(&spec).map(|(t, &(n, a))| gates::open_probability_host(BLOCK_INIT as f32) * n as f64 * gates::open_probability_host(a as f32) * t.params_per_unit as f64).sum();
+        self.start_sparsity = 1.0 - kept / total as f64;
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, _step: usize) {
@@ -144,9 +164,10 @@ impl Pruner for MaskLearning {
     }
 
     fn loss_term(&self, model: &dyn PrunableModel, step: usize) -> Option<Tensor<1>> {
+        let target = self.target_at(step)?;
         let s_hat = Self::expected_sparsity(&self.targets, &Self::log_alpha(model));
         let lambda = gates::params(model).multipliers[0].val();
-        let gap = s_hat.neg() + self.target_at(step); // t − ŝ
+        let gap = s_hat.neg() + target; // t − ŝ
         Some(lambda.clone().slice([0..1]) * gap.clone() + lambda.slice([1..2]) * gap.powi_scalar(2))
     }
 
