@@ -20,6 +20,22 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::layers::{Embedding, LayerNorm};
 use crate::linear::{Axis, PrunableLinear, PrunableModel, UnitGroup};
 
+/// GELU (exact, erf) with its exact gradient on every backend, as `torch.nn.functional.gelu`.
+///
+/// burn 0.22's `gelu` computes the exact value everywhere, but its default backward, which the
+/// ndarray and cubecl (wgpu, CUDA) backends use, is the derivative of the *tanh approximation*
+/// (`burn-backend` `ActivationOps::gelu_backward`): up to 8.7e-4 off the true derivative
+/// (measured on [-5, 5]), which put wgpu's FFN gradients 1.2e-4 (relative) away from flex's. flex
+/// overrides it with the exact derivative, so it keeps the fused op; elsewhere GELU is written as
+/// `x·½(1 + erf(x/√2))`, whose autodiff gradient (through erf's exact derivative) is exact.
+pub fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if x.device() == Device::flex() {
+        gelu(x)
+    } else {
+        x.clone() * ((x / std::f64::consts::SQRT_2).erf() + 1.0) * 0.5
+    }
+}
+
 /// Word + position + token-type embeddings, then LayerNorm and dropout.
 #[derive(Module, Debug)]
 #[allow(non_snake_case)]
@@ -173,7 +189,7 @@ impl BertLayer {
         let s = &self.attention.self_;
         let context = s.forward_heads(x.clone(), mask_bias).reshape([batch, seq, s.num_heads * s.head_dim]);
         let x = self.attention.output.forward(context.clone(), x);
-        let h = gelu(self.intermediate.dense.forward(x.clone())); // [b, seq, ffn]
+        let h = gelu_exact(self.intermediate.dense.forward(x.clone())); // [b, seq, ffn]
         (self.output.forward(h.clone(), x), context, h)
     }
 
