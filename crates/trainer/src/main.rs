@@ -7,9 +7,10 @@
 //! trainer bench --device cpu --batch-size 32 --seq-len 128
 //! trainer latency --device cpu --keep 0.5,0.25                  # dense vs compacted
 //! trainer sweep experiments/sweep_movement_paper.toml           # table.md + table.csv
+//! CUBECL_WGPU_DEFAULT_DEVICE=Cpu trainer gpu-check --device wgpu # CPU vs wgpu parity (JSON)
 //! ```
 
-use trainer::{bench, encode, experiment, latency, sweep, train_loop};
+use trainer::{bench, encode, experiment, gpu_check, latency, sweep, train_loop};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Inference latency: dense vs compacted structured vs unstructured sparsity (JSON).
     Latency(latency::LatencyArgs),
+    /// GPU parity: the same model, gradients, optimizer steps, masks, compaction and
+    /// checkpoint on the CPU and on a GPU device, compared (JSON).
+    GpuCheck(gpu_check::GpuCheckArgs),
     /// Run a sweep file (a base experiment and its variants) and write table.md + table.csv.
     Sweep {
         /// Sweep file (TOML).
@@ -60,6 +64,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: a headless machine's Vulkan loader would otherwise print six
+    // "XDG_RUNTIME_DIR is invalid or not set" lines (see device::quiet_wayland).
+    trainer::device::quiet_wayland();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -71,6 +78,7 @@ fn main() -> ExitCode {
         Some(Command::Encode(args)) => encode::main(args),
         Some(Command::Bench(args)) => bench::main(args),
         Some(Command::Latency(args)) => latency::main(args),
+        Some(Command::GpuCheck(args)) => gpu_check::main(args),
         Some(Command::Sweep { sweep: path, dry_run: true }) => sweep::dry_run(&path),
         Some(Command::Sweep { sweep: path, dry_run: false }) => sweep::run(&path).map(|rows| {
             let failed = rows.iter().filter(|r| r.error.is_some()).count();

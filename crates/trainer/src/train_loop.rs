@@ -31,6 +31,9 @@ pub struct Summary {
     pub data: String,
     pub model_source: String,
     pub device: String,
+    /// The wgpu adapter the run used (name, API, driver), when it ran on one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<device::Adapter>,
     pub pruning_method: String,
     /// The scheduled final kept fraction (top-k methods); soft movement and L0 reach theirs.
     pub target_density: Option<f64>,
@@ -187,8 +190,17 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
             Some((dir, state)) => {
                 // The same experiment, also when the checkpoint was written by an older version
                 // that did not yet have keys now filled with their defaults.
+                // The device may change (a run checkpointed on a GPU continues on the CPU): it is
+                // where the run computes, not what.
                 let same = state.experiment == resolved
-                    || crate::experiment::parse(&state.experiment, &[]).ok().and_then(|e| toml::to_string_pretty(&e).ok()).as_deref() == Some(resolved.as_str());
+                    || crate::experiment::parse(&state.experiment, &[])
+                        .ok()
+                        .and_then(|mut e| {
+                            e.device = exp.device;
+                            toml::to_string_pretty(&e).ok()
+                        })
+                        .as_deref()
+                        == Some(resolved.as_str());
                 if !same {
                     return Err(format!(
                         "--resume: the experiment differs from the one {} was taken with (its resolved config is in state.json); resume with the same file and --set overrides, or start over with --overwrite",
@@ -221,7 +233,7 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
     let sel = device::select(exp.device)?;
     sel.device.seed(exp.seed);
     sel.make_default();
-    let run = Run { exp, resolved, resume_from, wall, device_name: sel.name.clone() };
+    let run = Run { exp, resolved, resume_from, wall, device_name: sel.name.clone(), adapter: sel.adapter.clone() };
     // config → dataset → model: the task decides which.
     match exp.model.kind {
         ModelKind::Bert => {
@@ -242,6 +254,7 @@ struct Run<'a> {
     resume_from: Option<(std::path::PathBuf, checkpoint::TrainState)>,
     wall: Instant,
     device_name: String,
+    adapter: Option<device::Adapter>,
 }
 
 /// Host class probabilities `[n × classes]` of `logits`.
@@ -575,6 +588,7 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
         data: task.data_source(),
         model_source: exp.model.source.clone(),
         device: run.device_name.clone(),
+        adapter: run.adapter.clone(),
         pruning_method: pruner.name().into(),
         target_density: matches!(
             exp.pruning.method,
