@@ -14,6 +14,7 @@ ap.add_argument("--seq-len", type=int, default=128)
 ap.add_argument("--warmup", type=int, default=3)
 ap.add_argument("--runs", type=int, default=15)
 ap.add_argument("--threads", type=int, default=os.cpu_count())
+ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -30,14 +31,18 @@ def build(keep):
             ni = torch.nn.Linear(384, f); ni.weight.data = inter.weight.data[:f].clone(); ni.bias.data = inter.bias.data[:f].clone()
             no = torch.nn.Linear(f, 384); no.weight.data = out.weight.data[:, :f].clone(); no.bias.data = out.bias.data.clone()
             layer.intermediate.dense, layer.output.dense = ni, no
-    return m
+    return m.to(a.device)
+
+def sync():
+    if a.device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 def timeit(m, b):
-    ids = torch.randint(1000, 29000, (b, a.seq_len))
+    ids = torch.randint(1000, 29000, (b, a.seq_len), device=a.device)
     ts = []
     with torch.inference_mode():
         for r in range(a.warmup + a.runs):
-            t = time.perf_counter(); m(input_ids=ids); dt = time.perf_counter() - t
+            sync(); t = time.perf_counter(); m(input_ids=ids); sync(); dt = time.perf_counter() - t
             if r >= a.warmup: ts.append(dt)
     return sorted(ts)[len(ts) // 2]
 
@@ -49,4 +54,4 @@ for b in [int(x) for x in a.batch_sizes.split(",")]:
     for k in keeps:
         t = base if k == 1.0 else timeit(models[k], b)
         rows.append({"keep": k, "batch_size": b, "median_s": t, "speedup_vs_dense": base / t, "flop_ideal_speedup": 1 / k})
-print(json.dumps({"impl": f"pytorch {torch.__version__}", "threads": a.threads, "seq_len": a.seq_len, "results": rows}))
+print(json.dumps({"impl": f"pytorch {torch.__version__}", "device": a.device, "threads": a.threads, "seq_len": a.seq_len, "results": rows}))

@@ -145,14 +145,25 @@ fn real_gpu() -> Option<Selected> {
 /// The adapter the user named with `CUBECL_WGPU_DEFAULT_DEVICE`, software ones included.
 fn named_by_env(value: &str) -> Result<Selected, String> {
     quiet_wayland();
+    let valid = value == "Cpu"
+        || ["DiscreteGpu(", "IntegratedGpu(", "VirtualGpu(", "Other("]
+            .iter()
+            .any(|p| value.strip_prefix(p).and_then(|r| r.strip_suffix(')')).is_some_and(|n| n.parse::<usize>().is_ok()));
+    if !valid {
+        return Err(format!("CUBECL_WGPU_DEFAULT_DEVICE={value}: expected Cpu, DiscreteGpu(N), IntegratedGpu(N), VirtualGpu(N) or Other(N)"));
+    }
     let device = Device::wgpu(DeviceKind::DefaultDevice);
+    // burn panics when the named adapter is not there; say so in one line instead.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let opened = std::panic::catch_unwind(|| device.identity());
+    std::panic::set_hook(hook);
     let identity = match opened {
         Ok(Some(id)) => id,
         Ok(None) | Err(_) => {
             let seen: Vec<String> = adapters().iter().map(Adapter::describe).collect();
             return Err(format!(
-                "CUBECL_WGPU_DEFAULT_DEVICE={value}: wgpu could not open that adapter (adapters found: {}); valid values: Cpu, DiscreteGpu(N), IntegratedGpu(N), VirtualGpu(N), Other(N)",
+                "CUBECL_WGPU_DEFAULT_DEVICE={value}: wgpu could not open that adapter (adapters found: {})",
                 if seen.is_empty() { "none: is a Vulkan loader and driver installed? Debian: apt-get install libvulkan1 mesa-vulkan-drivers".to_string() } else { seen.join("; ") }
             ));
         }
