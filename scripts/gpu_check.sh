@@ -100,9 +100,20 @@ fi
 
 # --- 4. the main job, RUN_STEPS steps --------------------------------------------------------
 src=${MODEL_SOURCE:-}
-[ -z "$src" ] && { [ -f "$bundle/minilm/config.json" ] && src=$bundle/minilm || src=minilm; }
+weights=pretrained
+if [ -z "$src" ] && [ -f "$bundle/minilm/config.json" ]; then
+  src=$bundle/minilm
+  if [ ! -f "$src/model.safetensors" ]; then
+    # The bundle had no room for the weights: MiniLM's shapes, random-initialised by transformers.
+    cp -r "$src" "$tmp/minilm" && src=$tmp/minilm && weights="random-initialised (transformers, MiniLM config): accuracy not meaningful"
+    "$py" -c "import sys, torch; from transformers import BertConfig, BertModel; torch.manual_seed(0); BertModel(BertConfig.from_json_file(sys.argv[1] + '/config.json')).save_pretrained(sys.argv[1], safe_serialization=True)" "$src" 2>> "$log" \
+      || say "could not make random weights (no torch/transformers?)"
+  fi
+fi
+[ -z "$src" ] && src=minilm
 [ -z "${PRUNEKIT_CACHE:-}" ] && [ -d "$bundle/cache" ] && export PRUNEKIT_CACHE=$bundle/cache
-say "4/4 bert_movement.toml, $RUN_STEPS steps of $RUN_BATCH (model: $src)"
+say "4/4 bert_movement.toml, $RUN_STEPS steps of $RUN_BATCH (model: $src, weights $weights)"
+echo "$weights" > "$tmp/weights.txt"
 # SpamAssassin "all": 4,864 training mails with the experiment's split; epochs = steps / batches.
 sets=(--set device=$dev --set "output_dir=$tmp/bert_movement" --set "model.source=$src" --set train.batch_size=$RUN_BATCH --set train.eval_every=100000 --set train.checkpoint_every=0)
 if [ -n "$RUN_EVAL" ]; then
@@ -153,6 +164,7 @@ if run:
     main_job = {k: run.get(k) for k in ["data", "model_source", "device", "steps", "batch_size", "train_seconds", "train_samples_per_second", "prunable_remaining"]}
     main_job["validation_accuracy"] = (run.get("validation") or {}).get("accuracy")
     main_job["test_accuracy"] = (run.get("test") or {}).get("accuracy")
+    main_job["weights"] = open(f"{tmp}/weights.txt").read().strip()
 smi = open(f"{tmp}/nvidia_smi.txt").read().strip() if os.path.exists(f"{tmp}/nvidia_smi.txt") else None
 res = {
     "what": "scripts/gpu_check.sh" + (" (QUICK=1: tiny sizes, a run-through, not a speed figure)" if quick == "1" else ""),

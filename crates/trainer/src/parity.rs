@@ -175,6 +175,28 @@ fn lives_on(model: &BertForSequenceClassification, device: &Device) -> bool {
     model.prunable_layers().iter().all(|(_, l)| l.weight.val().device() == *device)
 }
 
+/// `grads` of `from`'s parameters, copied to `device` as gradients of `to`'s parameters of the
+/// same paths (so that both optimizers step from bit-identical gradients).
+fn copy_grads<M: Module>(grads: &GradientsParams, from: &M, to: &M, device: &Device) -> GradientsParams {
+    fn copy<const D: usize>(grads: &GradientsParams, id: ParamId, to_id: ParamId, out: &mut GradientsParams, device: &Device) {
+        if let Some(g) = grads.get::<D>(id) {
+            out.register(to_id, Tensor::<D>::from_data(g.into_data(), device));
+        }
+    }
+    let mut out = GradientsParams::new();
+    let targets = params(to);
+    for (p, id, d) in params(from) {
+        let Some(&(_, to_id, _)) = targets.iter().find(|(q, _, _)| *q == p) else { continue };
+        match d {
+            1 => copy::<1>(grads, id, to_id, &mut out, device),
+            2 => copy::<2>(grads, id, to_id, &mut out, device),
+            3 => copy::<3>(grads, id, to_id, &mut out, device),
+            _ => {}
+        }
+    }
+    out
+}
+
 fn finish(name: &str, start: Instant, worst: f64, tolerance: f64, detail: String) -> Check {
     Check { name: name.into(), passed: worst <= tolerance, max_rel_err: worst, tolerance, detail, seconds: start.elapsed().as_secs_f64() }
 }
@@ -222,25 +244,7 @@ fn check_adamw_steps(gpu: &Device) -> Check {
     for _ in 0..2 {
         let (_, _, _, mut gc) = forward_backward(&mc, &cpu());
         crate::optim::clip_grad_norm(&mc, &mut gc, 1.0, &[]);
-        // The same gradients on the GPU, by parameter path.
-        let mut gg = GradientsParams::new();
-        let gpu_ids: Vec<(String, ParamId, usize)> = params(&mg);
-        for (p, id, d) in params(&mc) {
-            let Some((_, gid, _)) = gpu_ids.iter().find(|(q, _, _)| *q == p) else { continue };
-            match d {
-                1 => {
-                    if let Some(g) = gc.get::<1>(id) {
-                        gg.register(*gid, Tensor::<1>::from_data(g.into_data(), gpu));
-                    }
-                }
-                2 => {
-                    if let Some(g) = gc.get::<2>(id) {
-                        gg.register(*gid, Tensor::<2>::from_data(g.into_data(), gpu));
-                    }
-                }
-                _ => {}
-            }
-        }
+        let gg = copy_grads(&gc, &mc, &mg, gpu);
         mc = oc.step(1e-3, mc, gc);
         mg = og.step(1e-3, mg, gg);
     }
@@ -407,24 +411,7 @@ fn check_checkpoint_to_cpu(gpu: &Device) -> Check {
         // The next step from the same (CPU) gradients on both: the AdamW moments came along.
         let (mut mc, mut oc, mut mg) = (mc, oc, mg);
         let (_, _, _, gc) = forward_backward(&mc, &cpu());
-        let mut gg = GradientsParams::new();
-        let gpu_ids = params(&mg);
-        for (p, id, d) in params(&mc) {
-            let Some((_, gid, _)) = gpu_ids.iter().find(|(q, _, _)| *q == p) else { continue };
-            match d {
-                1 => {
-                    if let Some(g) = gc.get::<1>(id) {
-                        gg.register(*gid, Tensor::<1>::from_data(g.into_data(), gpu));
-                    }
-                }
-                2 => {
-                    if let Some(g) = gc.get::<2>(id) {
-                        gg.register(*gid, Tensor::<2>::from_data(g.into_data(), gpu));
-                    }
-                }
-                _ => {}
-            }
-        }
+        let gg = copy_grads(&gc, &mc, &mg, gpu);
         mc = oc.step(1e-3, mc, gc);
         mg = og.step(1e-3, mg, gg);
         let mut w = Worst::default();
