@@ -10,7 +10,7 @@ pub mod layers;
 pub mod linear;
 
 pub use bert::{BertConfig, BertForSequenceClassification, BertModel, BertOutputs, Pooling};
-pub use linear::{Axis, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup};
+pub use linear::{Axis, InputStats, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup};
 
 pub mod compact;
 pub mod mlp;

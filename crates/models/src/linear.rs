@@ -169,6 +169,54 @@ pub struct UnitActivations {
     pub cls_rows: Vec<usize>,
     /// The model's output per sequence, `[sequences, labels]`.
     pub output: Tensor<2>,
+    /// Statistics of each prunable layer's inputs over the same tokens, in `prunable_layers()`
+    /// order (for criteria that weigh a weight by its input: Wanda, STADE).
+    pub inputs: Vec<InputStats>,
+}
+
+/// Sums of one prunable layer's input features over calibration tokens: `Σ x_j`, `Σ x_j²`
+/// and the number of tokens (padding excluded). Batches merge by adding.
+#[derive(Clone, Debug)]
+pub struct InputStats {
+    pub sum: Tensor<1>,
+    pub sum_sq: Tensor<1>,
+    pub count: usize,
+}
+
+impl InputStats {
+    /// The statistics of `rows` `[tokens, features]`.
+    pub fn of(rows: Tensor<2>) -> Self {
+        let [n, f] = rows.dims();
+        Self { sum: rows.clone().sum_dim(0).reshape([f]), sum_sq: rows.square().sum_dim(0).reshape([f]), count: n }
+    }
+
+    /// The statistics of two disjoint sets of tokens together.
+    pub fn merge(self, other: Self) -> Self {
+        Self { sum: self.sum + other.sum, sum_sq: self.sum_sq + other.sum_sq, count: self.count + other.count }
+    }
+
+    fn host(t: &Tensor<1>) -> Vec<f64> {
+        t.to_data().convert::<f32>().try_to_vec::<f32>().expect("f32 statistics").into_iter().map(f64::from).collect()
+    }
+
+    /// `‖X_j‖₂` over the tokens, per feature (Wanda's input norm).
+    pub fn norms(&self) -> Vec<f64> {
+        Self::host(&self.sum_sq).into_iter().map(|v| v.max(0.0).sqrt()).collect()
+    }
+
+    /// The mean of each feature.
+    pub fn means(&self) -> Vec<f64> {
+        Self::host(&self.sum).into_iter().map(|v| v / self.count.max(1) as f64).collect()
+    }
+
+    /// The unbiased (n − 1) variance of each feature (0 with fewer than two tokens).
+    pub fn variances(&self) -> Vec<f64> {
+        let n = self.count as f64;
+        if self.count < 2 {
+            return vec![0.0; self.sum.dims()[0]];
+        }
+        Self::host(&self.sum).into_iter().zip(Self::host(&self.sum_sq)).map(|(s, q)| ((q - s * s / n) / (n - 1.0)).max(0.0)).collect()
+    }
 }
 
 impl UnitActivations {
@@ -183,6 +231,9 @@ impl UnitActivations {
         let n = parts[0].groups.len();
         let groups = (0..n).map(|g| Tensor::cat(parts.iter().map(|p| p.groups[g].clone()).collect(), 0)).collect();
         let output = Tensor::cat(parts.iter().map(|p| p.output.clone()).collect(), 0);
-        Self { groups, cls_rows, output }
+        let inputs = (0..parts[0].inputs.len())
+            .map(|l| parts.iter().map(|p| p.inputs[l].clone()).reduce(InputStats::merge).expect("at least one part"))
+            .collect();
+        Self { groups, cls_rows, output, inputs }
     }
 }

@@ -118,21 +118,23 @@ impl Mlp {
         h
     }
 
-    /// The hidden activations (after ReLU) of every row, one group per hidden layer, and the
-    /// logits: each row is one example (so every row is a "CLS row").
+    /// The hidden activations (after ReLU) of every row, one group per hidden layer, the logits
+    /// (each row is one example, so every row is a "CLS row"), and each layer's input statistics.
     pub fn unit_activations(&self, x: Tensor<2>) -> UnitActivations {
         let [n, _] = x.dims();
         let last = self.layers.len() - 1;
         let mut groups = Vec::new();
+        let mut inputs = Vec::new();
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
+            inputs.push(crate::linear::InputStats::of(h.clone()));
             h = layer.forward(h);
             if i < last {
                 h = relu(h);
                 groups.push(h.clone());
             }
         }
-        UnitActivations { groups, cls_rows: (0..n).collect(), output: h }
+        UnitActivations { groups, cls_rows: (0..n).collect(), output: h, inputs }
     }
 }
 

@@ -8,7 +8,9 @@
 pub mod gates;
 pub mod mask;
 pub mod methods;
+pub mod oneshot;
 pub mod schedule;
+pub mod selection;
 pub mod stats;
 pub mod units;
 
@@ -148,7 +150,7 @@ impl Granularity {
 #[serde(deny_unknown_fields)]
 pub struct PruningConfig {
     /// "none", "magnitude", "movement", "soft_movement", "l0", "random", "mi_layerwise",
-    /// "mask_learning" or "minimax_uniform".
+    /// "mask_learning", "minimax_uniform", "wanda" or "stade".
     pub method: Method,
     /// Fraction of encoder weights kept at the end (0.10 = "10% remaining").
     #[serde(default = "one")]
@@ -192,6 +194,16 @@ pub struct PruningConfig {
     /// weights by the ranking the scores had reached. Unset (default): scores learn throughout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freeze_scores_at: Option<usize>,
+    /// `wanda`, `stade`: which weights compete, `"row"` (default, per output row) or `"matrix"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<selection::Comparison>,
+    /// `wanda`, `stade`: N:M sparsity instead, e.g. `"2:4"` (then `final_density` must be 1 − N/M).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_m: Option<String>,
+    /// `stade`: `"second"` (default: the matrices that read unit activations, Wanda elsewhere)
+    /// or `"all"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stade_layers: Option<methods::stade::StadeLayers>,
 }
 
 fn one() -> f64 {
@@ -222,6 +234,10 @@ pub enum Method {
     /// Hard-concrete masks on heads and FFN neurons with the same count in every layer, learned
     /// by a minimax objective with per-layer multipliers (MaskPrune).
     MinimaxUniform,
+    /// One-shot at `warmup_steps`: |W|·‖X‖ from calibration inputs (Wanda).
+    Wanda,
+    /// One-shot at `warmup_steps`: W²·Var(X) with the mean folded into the bias (STADE).
+    Stade,
 }
 
 impl Default for PruningConfig {
@@ -241,6 +257,9 @@ impl Default for PruningConfig {
             calibration_samples: calibration_samples(),
             multipliers_lr: None,
             freeze_scores_at: None,
+            comparison: None,
+            n_m: None,
+            stade_layers: None,
         }
     }
 }
@@ -249,6 +268,16 @@ impl PruningConfig {
     /// Whether the run removes whole units (and so ends in a compacted model).
     pub fn is_structured(&self) -> bool {
         self.granularity == Granularity::Unit || matches!(self.method, Method::MiLayerwise | Method::MaskLearning | Method::MinimaxUniform)
+    }
+
+    /// The kept fraction a run aims at, for the reports; `None` where the sparsity is an outcome
+    /// (soft movement, L0) or there is no pruning.
+    pub fn target_density(&self) -> Option<f64> {
+        match self.method {
+            Method::Magnitude | Method::Movement | Method::Random | Method::MiLayerwise | Method::MaskLearning | Method::MinimaxUniform => Some(self.final_density),
+            Method::Wanda | Method::Stade => Some(self.n_m.as_deref().and_then(|t| selection::NM::parse(t, "").ok()).map(|nm| nm.density()).unwrap_or(self.final_density)),
+            Method::None | Method::SoftMovement | Method::L0 => None,
+        }
     }
 
     /// Validates the ranges and builds the pruner for a run of `total_steps` steps.
@@ -305,6 +334,33 @@ impl PruningConfig {
                 return Err(format!("pruning.freeze_scores_at ({at}) must be below the run's {total_steps} steps"));
             }
         }
+        let one_shot = matches!(self.method, Method::Wanda | Method::Stade);
+        if !one_shot {
+            for (key, set) in [("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some())] {
+                if set {
+                    return Err(format!("pruning.{key} applies to method = \"wanda\" or \"stade\", not {:?}", self.method));
+                }
+            }
+        }
+        if self.stade_layers.is_some() && self.method != Method::Stade {
+            return Err(format!("pruning.stade_layers applies to method = \"stade\", not {:?}", self.method));
+        }
+        let nm = self.n_m.as_deref().map(|t| selection::NM::parse(t, "pruning.n_m")).transpose()?;
+        if let Some(nm) = nm {
+            if (nm.density() - self.final_density).abs() > 1e-9 {
+                return Err(format!(
+                    "pruning.n_m = \"{}:{}\" keeps {} of the weights, but pruning.final_density is {}; set final_density = {}",
+                    nm.n,
+                    nm.m,
+                    nm.density(),
+                    self.final_density,
+                    nm.density()
+                ));
+            }
+        }
+        if one_shot && self.calibration_samples == 0 {
+            return Err("pruning.calibration_samples: expected at least 1".into());
+        }
         let schedule = CubicSchedule {
             initial_density: self.initial_density,
             final_density: self.final_density,
@@ -348,6 +404,12 @@ impl PruningConfig {
                 scores_lr,
                 multipliers_lr,
             )),
+            Method::Wanda => Box::new(self.one_shot(methods::wanda::Wanda, nm)),
+            Method::Stade => Box::new(self.one_shot(methods::stade::Stade { layers: self.stade_layers.unwrap_or_default() }, nm)),
         })
+    }
+
+    fn one_shot<C: oneshot::Criterion>(&self, criterion: C, nm: Option<selection::NM>) -> oneshot::OneShot<C> {
+        oneshot::OneShot::new(criterion, self.warmup_steps, self.final_density, self.calibration_samples, self.comparison.unwrap_or_default(), nm)
     }
 }

@@ -590,11 +590,7 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
         device: run.device_name.clone(),
         adapter: run.adapter.clone(),
         pruning_method: pruner.name().into(),
-        target_density: matches!(
-            exp.pruning.method,
-            pruners::Method::Magnitude | pruners::Method::Movement | pruners::Method::Random | pruners::Method::MiLayerwise | pruners::Method::MaskLearning | pruners::Method::MinimaxUniform
-        )
-        .then_some(exp.pruning.final_density),
+        target_density: exp.pruning.target_density(),
         distilled_from: distillation.map(|d| d.teacher.clone()),
         loss: loss_name(exp),
         steps: total_steps,

@@ -381,3 +381,36 @@ fn movement_masks_do_not_depend_on_the_scores_learning_rate() {
     assert_eq!(results[0].1, results[1].1, "the same weights are kept");
     assert!((results[0].0 - results[1].0).abs() < 1e-6, "test loss {} vs {}", results[0].0, results[1].0);
 }
+
+/// Wanda and STADE through the loop: the trainer calibrates them at `warmup_steps` (the same
+/// hook as MI), every row keeps exactly its share, the summary reports the target, and the
+/// saved model reloads with the same predictions (STADE's corrected biases included).
+#[test]
+fn one_shot_wanda_and_stade_prune_every_row_by_its_share_in_the_loop() {
+    let (ckpt, data, out) = (tmp("oneshot-ckpt"), tmp("oneshot-data"), tmp("oneshot-out"));
+    write_checkpoint(&ckpt);
+    write_tsvs(&data);
+    for (method, extra) in [("wanda", ""), ("stade", ""), ("wanda", "2:4")] {
+        let out = out.join(format!("{method}{}", extra.replace(':', "-")));
+        let mut exp = experiment(&ckpt, &data, &out, method);
+        exp.pruning.calibration_samples = 20;
+        if !extra.is_empty() {
+            exp.pruning.n_m = Some(extra.into());
+            exp.pruning.final_density = 0.5;
+        }
+        let s = train_loop::run(&exp, Path::new("test.toml")).unwrap();
+        // tiny: rows of 16 or 32 inputs; per row floor(16·0.7) = 11 and floor(32·0.7) = 22 go
+        // (0.6875), or exactly half under 2:4.
+        let want = if extra.is_empty() { 0.6875 } else { 0.5 };
+        assert!((s.prunable_sparsity - want).abs() < 1e-12, "{method} {extra}: sparsity {}", s.prunable_sparsity);
+        assert_eq!(s.target_density, Some(if extra.is_empty() { 0.3 } else { 0.5 }), "{method}");
+        #[allow(deprecated)]
+        let device = Device::ndarray();
+        let loaded = train_loop::load_model(out.to_str().unwrap(), 16, 2, false, &device).unwrap();
+        let ds = trainer::data::load(&exp.data).unwrap();
+        let enc = trainer::data::encode(&ds, &loaded.tokenizer).unwrap();
+        let batcher = datasets::Batcher { pad_id: 0, max_length: 16 };
+        let m = train_loop::evaluate(&loaded.model, &enc.test, &batcher, 5, 2, &device);
+        assert!((m.loss - s.test.as_ref().unwrap().loss).abs() < 1e-5, "{method}: the saved model predicts as the run did");
+    }
+}

@@ -179,18 +179,19 @@ impl BertLayer {
     }
 
     fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
-        self.forward_units(x, mask_bias).0
+        self.forward_inputs(x, mask_bias).0
     }
 
-    /// The block's output and what its units computed: the heads' context vectors flattened
-    /// `[batch, seq, heads·head_dim]` and the FFN neurons after GELU `[batch, seq, ffn]`.
-    fn forward_units(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+    /// The block's output and the inputs of its prunable matrices: the heads' context (input of
+    /// the attention output dense), the attention block's output (input of the FFN), and the FFN
+    /// neurons after GELU (input of the FFN output dense). Q, K and V read the block's input.
+    fn forward_inputs(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> (Tensor<3>, Tensor<3>, Tensor<3>, Tensor<3>) {
         let [batch, seq, _] = x.dims();
         let s = &self.attention.self_;
         let context = s.forward_heads(x.clone(), mask_bias).reshape([batch, seq, s.num_heads * s.head_dim]);
         let x = self.attention.output.forward(context.clone(), x);
         let h = gelu_exact(self.intermediate.dense.forward(x.clone())); // [b, seq, ffn]
-        (self.output.forward(h.clone(), x), context, h)
+        (self.output.forward(h.clone(), x.clone()), context, x, h)
     }
 
     /// The six prunable matrices of the block, with their Hugging Face names.
@@ -342,7 +343,8 @@ impl BertForSequenceClassification {
     /// What every unit computes on a batch (for unit-scoring methods such as layer-wise mutual
     /// information): per unit group, in `unit_groups()` order, the activations of its units at
     /// every non-padding token, `[tokens, count·width]`; the row of each sequence's CLS token;
-    /// and the logits `[batch, labels]`.
+    /// the logits `[batch, labels]`; and the statistics of every prunable matrix's inputs over
+    /// the same tokens.
     pub fn unit_activations(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> crate::linear::UnitActivations {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
@@ -353,12 +355,21 @@ impl BertForSequenceClassification {
         let mask_bias = (attention_mask.clone().float().neg() + 1.0).reshape([batch, 1, 1, seq]) * -1.0e9;
         let mut x = self.bert.embeddings.forward(input_ids, token_type_ids);
         let mut groups = Vec::new();
+        let mut inputs = Vec::new();
+        let tokens = |t: Tensor<3>| {
+            let [_, _, w] = t.dims();
+            t.reshape([batch * seq, w]).select(0, rows.clone())
+        };
         for layer in &self.bert.encoder.layer {
-            let (out, heads, neurons) = layer.forward_units(x, mask_bias.clone());
-            for t in [heads, neurons] {
-                let [_, _, w] = t.dims();
-                groups.push(t.reshape([batch * seq, w]).select(0, rows.clone()));
-            }
+            let block_in = crate::linear::InputStats::of(tokens(x.clone()));
+            let (out, heads, attended, neurons) = layer.forward_inputs(x, mask_bias.clone());
+            let (heads, neurons) = (tokens(heads), tokens(neurons));
+            // In `prunable()` order: query, key, value, attention output, intermediate, output.
+            inputs.extend([block_in.clone(), block_in.clone(), block_in]);
+            inputs.push(crate::linear::InputStats::of(heads.clone()));
+            inputs.push(crate::linear::InputStats::of(tokens(attended)));
+            inputs.push(crate::linear::InputStats::of(neurons.clone()));
+            groups.extend([heads, neurons]);
             x = out;
         }
         let [_, _, hidden] = x.dims();
@@ -368,7 +379,7 @@ impl BertForSequenceClassification {
             tanh(self.bert.pooler.dense.forward(x.slice([0..batch, 0..1, 0..hidden]).reshape([batch, hidden])))
         };
         let output = self.classifier.forward(pooled);
-        crate::linear::UnitActivations { groups, cls_rows, output }
+        crate::linear::UnitActivations { groups, cls_rows, output, inputs }
     }
 }
 

@@ -9,3 +9,5 @@ pub mod l0;
 pub mod mi_layerwise;
 pub mod mask_learning;
 pub mod minimax_uniform;
+pub mod wanda;
+pub mod stade;

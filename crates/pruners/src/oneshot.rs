@@ -1,0 +1,144 @@
+//! One-shot pruning from calibration statistics, shared by the criteria that score a weight by
+//! its input (Wanda, STADE): at step `prune_step` the trainer hands over the statistics of every
+//! prunable matrix's inputs on `calibration_samples` training examples
+//! ([`models::UnitActivations::inputs`]); each matrix is scored by the criterion, the selection
+//! ([`crate::selection`]) removes its share, the criterion may correct the bias from the
+//! unpruned weights, and the masks stay fixed while training goes on (fine-tuning after a
+//! one-shot removal; with `prune_step` at the end, plain one-shot pruning).
+//!
+//! Calibration statistics come from the model as it is at `prune_step`, all matrices at once
+//! (our design: Wanda's and STADE's LLM code recomputes each block's inputs after pruning the
+//! blocks below, sequentially; with a handful of encoder layers we take one pass).
+
+use crate::selection::{keep_mask, Comparison, NM};
+use crate::Pruner;
+use burn::module::Param;
+use burn::tensor::{Tensor, TensorData};
+use models::{Axis, InputStats, PrunableModel, UnitActivations};
+
+/// What a matrix is, for a criterion: its weights (host, row-major), its shape, the statistics
+/// of its inputs, and whether those inputs are unit activations (the attention context, the FFN
+/// neurons after GELU, an MLP's hidden neurons) — the "second" Linears of a block, which a
+/// model declares through its unit groups (the matrices that own units by columns).
+pub struct MatrixView<'a> {
+    pub weight: &'a [f32],
+    pub dims: [usize; 2],
+    pub inputs: &'a InputStats,
+    pub reads_units: bool,
+}
+
+/// A scoring rule for one-shot pruning.
+pub trait Criterion: Send {
+    fn name(&self) -> &'static str;
+    /// One score per weight (row-major); the lowest are removed.
+    fn scores(&self, m: &MatrixView) -> Vec<f32>;
+    /// A change to the bias, `[rows]`, from the unpruned weights and the keep mask (1 = kept);
+    /// `None` leaves the bias alone.
+    fn bias_correction(&self, _m: &MatrixView, _keep: &[f32]) -> Option<Vec<f32>> {
+        None
+    }
+}
+
+pub struct OneShot<C: Criterion> {
+    pub criterion: C,
+    prune_step: usize,
+    density: f64,
+    calibration_samples: usize,
+    comparison: Comparison,
+    nm: Option<NM>,
+    masks: Option<Vec<Tensor<2>>>,
+}
+
+impl<C: Criterion> OneShot<C> {
+    pub fn new(criterion: C, prune_step: usize, density: f64, calibration_samples: usize, comparison: Comparison, nm: Option<NM>) -> Self {
+        Self { criterion, prune_step, density, calibration_samples, comparison, nm, masks: None }
+    }
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.to_data().convert::<f32>().try_to_vec().expect("f32 tensor")
+}
+
+/// Which prunable matrices read unit activations: the members of a unit group by columns.
+pub fn reads_units(model: &dyn PrunableModel) -> Vec<bool> {
+    let groups = model.unit_groups();
+    (0..model.prunable_layers().len()).map(|m| groups.iter().any(|g| g.members.contains(&(m, Axis::Cols)))).collect()
+}
+
+impl<C: Criterion> Pruner for OneShot<C> {
+    fn name(&self) -> &'static str {
+        self.criterion.name()
+    }
+
+    fn calibration_request(&self, step: usize) -> Option<usize> {
+        (step == self.prune_step && self.masks.is_none()).then_some(self.calibration_samples)
+    }
+
+    fn calibrate(&mut self, model: &mut dyn PrunableModel, acts: &UnitActivations) {
+        let second = reads_units(model);
+        assert_eq!(acts.inputs.len(), second.len(), "one input statistic per prunable matrix");
+        let sparsity = self.nm.map(|nm| 1.0 - nm.density()).unwrap_or(1.0 - self.density);
+        let mut masks = Vec::new();
+        for (m, (_, layer)) in model.prunable_layers_mut().into_iter().enumerate() {
+            let device = layer.weight.val().device();
+            let dims = layer.dims();
+            let w = host(layer.weight.val());
+            let view = MatrixView { weight: &w, dims, inputs: &acts.inputs[m], reads_units: second[m] };
+            let keep = keep_mask(&self.criterion.scores(&view), dims, sparsity, self.comparison, self.nm);
+            if let Some(delta) = self.criterion.bias_correction(&view, &keep) {
+                let delta = Tensor::<1>::from_data(TensorData::new(delta, [dims[0]]), &device);
+                // A new leaf with the same parameter id (the optimizer's state stays attached):
+                // left as `b + delta`, it would hang on to this step's graph.
+                layer.bias = Some(match layer.bias.take() {
+                    Some(b) => b.map(|b| {
+                        let tracked = b.is_require_grad();
+                        let v = (b + delta).detach();
+                        if tracked {
+                            v.require_grad()
+                        } else {
+                            v
+                        }
+                    }),
+                    None => Param::from_tensor(delta),
+                });
+            }
+            masks.push(Tensor::<2>::from_data(TensorData::new(keep, dims), &device));
+        }
+        self.masks = Some(masks);
+    }
+
+    fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
+        if step < self.prune_step {
+            return;
+        }
+        let name = self.criterion.name();
+        let masks = self.masks.as_ref().unwrap_or_else(|| panic!("{name}: the trainer must calibrate before the pruning step"));
+        for ((_, layer), m) in model.prunable_layers_mut().into_iter().zip(masks) {
+            if layer.mask.is_none() {
+                layer.mask = Some(m.clone().to_device(&layer.weight.val().device()));
+            }
+        }
+    }
+
+    /// Whether the removal happened; the masks come back from the checkpointed layer masks and
+    /// the corrected biases with the parameters.
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "calibrated": self.masks.is_some() })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value, model: &dyn PrunableModel) -> Result<(), String> {
+        if state.get("calibrated").and_then(|v| v.as_bool()) == Some(true) {
+            let masks: Option<Vec<Tensor<2>>> = model.prunable_layers().iter().map(|(_, l)| l.mask.as_ref().map(|m| m.clone().detach())).collect();
+            self.masks = Some(masks.ok_or_else(|| format!("{}: the checkpoint was taken after the removal but holds no masks", self.criterion.name()))?);
+        }
+        Ok(())
+    }
+
+    fn scheduled_density(&self, step: usize) -> f64 {
+        if step < self.prune_step {
+            1.0
+        } else {
+            self.nm.map(|nm| nm.density()).unwrap_or(self.density)
+        }
+    }
+}
