@@ -150,7 +150,7 @@ impl Granularity {
 #[serde(deny_unknown_fields)]
 pub struct PruningConfig {
     /// "none", "magnitude", "movement", "soft_movement", "l0", "random", "mi_layerwise",
-    /// "mask_learning", "minimax_uniform", "wanda" or "stade".
+    /// "mask_learning", "minimax_uniform", "wanda", "stade" or "oneshot_magnitude".
     pub method: Method,
     /// Fraction of encoder weights kept at the end (0.10 = "10% remaining").
     #[serde(default = "one")]
@@ -238,6 +238,8 @@ pub enum Method {
     Wanda,
     /// One-shot at `warmup_steps`: W²·Var(X) with the mean folded into the bias (STADE).
     Stade,
+    /// One-shot at `warmup_steps`: |W|, with the one-shot selections (the baseline of the two).
+    OneshotMagnitude,
 }
 
 impl Default for PruningConfig {
@@ -275,7 +277,7 @@ impl PruningConfig {
     pub fn target_density(&self) -> Option<f64> {
         match self.method {
             Method::Magnitude | Method::Movement | Method::Random | Method::MiLayerwise | Method::MaskLearning | Method::MinimaxUniform => Some(self.final_density),
-            Method::Wanda | Method::Stade => Some(self.n_m.as_deref().and_then(|t| selection::NM::parse(t, "").ok()).map(|nm| nm.density()).unwrap_or(self.final_density)),
+            Method::Wanda | Method::Stade | Method::OneshotMagnitude => Some(self.n_m.as_deref().and_then(|t| selection::NM::parse(t, "").ok()).map(|nm| nm.density()).unwrap_or(self.final_density)),
             Method::None | Method::SoftMovement | Method::L0 => None,
         }
     }
@@ -334,11 +336,11 @@ impl PruningConfig {
                 return Err(format!("pruning.freeze_scores_at ({at}) must be below the run's {total_steps} steps"));
             }
         }
-        let one_shot = matches!(self.method, Method::Wanda | Method::Stade);
+        let one_shot = matches!(self.method, Method::Wanda | Method::Stade | Method::OneshotMagnitude);
         if !one_shot {
             for (key, set) in [("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some())] {
                 if set {
-                    return Err(format!("pruning.{key} applies to method = \"wanda\" or \"stade\", not {:?}", self.method));
+                    return Err(format!("pruning.{key} applies to the one-shot methods (wanda, stade, oneshot_magnitude), not {:?}", self.method));
                 }
             }
         }
@@ -406,6 +408,7 @@ impl PruningConfig {
             )),
             Method::Wanda => Box::new(self.one_shot(methods::wanda::Wanda, nm)),
             Method::Stade => Box::new(self.one_shot(methods::stade::Stade { layers: self.stade_layers.unwrap_or_default() }, nm)),
+            Method::OneshotMagnitude => Box::new(self.one_shot(methods::oneshot_magnitude::OneShotMagnitude, nm)),
         })
     }
 

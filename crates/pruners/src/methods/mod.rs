@@ -11,3 +11,4 @@ pub mod mask_learning;
 pub mod minimax_uniform;
 pub mod wanda;
 pub mod stade;
+pub mod oneshot_magnitude;
