@@ -42,7 +42,7 @@ fi
 [ -x "$bin" ] || { say "no trainer binary at $bin (build with cargo build --release -p trainer, or scripts/gpu_pack.sh)"; exit 2; }
 
 # --- Vulkan loader and driver -----------------------------------------------------------------
-if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1' && [ -d "$bundle/vulkan" ]; then
+if ! ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null && [ -d "$bundle/vulkan" ]; then
   export LD_LIBRARY_PATH="$(dirname "$(find "$bundle/vulkan" -name 'libvulkan.so.1' | head -1)"):${LD_LIBRARY_PATH:-}"
   say "Vulkan loader from the bundle: $LD_LIBRARY_PATH"
 fi
