@@ -158,6 +158,10 @@ pub struct UnitGroup {
     pub width: usize,
     /// (index into `prunable_layers()`, axis).
     pub members: Vec<(usize, Axis)>,
+    /// The block the units belong to, counted from the input (0 = the first): a BERT layer's
+    /// heads and neurons share one depth, an MLP's hidden layers have one each. Methods that
+    /// work layer by layer (MI, top-down) walk the depths.
+    pub depth: usize,
 }
 
 /// Activations of every unit on calibration data (see `unit_groups`).

@@ -147,7 +147,7 @@ impl PrunableModel for Mlp {
     }
     fn unit_groups(&self) -> Vec<UnitGroup> {
         (0..self.layers.len() - 1)
-            .map(|i| UnitGroup { name: format!("layers.{i}.neurons"), count: self.layers[i].dims()[0], width: 1, members: vec![(i, Axis::Rows), (i + 1, Axis::Cols)] })
+            .map(|i| UnitGroup { name: format!("layers.{i}.neurons"), count: self.layers[i].dims()[0], width: 1, members: vec![(i, Axis::Rows), (i + 1, Axis::Cols)], depth: i })
             .collect()
     }
     fn pruner_params(&self) -> Option<&PrunerParams> {

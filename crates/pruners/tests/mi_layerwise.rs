@@ -98,3 +98,27 @@ fn top_down_selection_keeps_the_scheduled_units_per_layer() {
         }
     }
 }
+
+/// MLPs of 1, 2 and 3 hidden layers: every hidden layer keeps exactly its share, scored from
+/// the top (the last hidden layer against the logits). Reading "two groups per layer" as BERT's
+/// shape left a 1-layer MLP unpruned and a 3-layer MLP's last hidden layer untouched.
+#[test]
+fn mi_prunes_every_hidden_layer_of_mlps_of_any_depth() {
+    use models::{Mlp, MlpConfig};
+    for hidden in [vec![12], vec![12, 10], vec![12, 10, 8]] {
+        let d = cpu();
+        let mut m = Mlp::new(&MlpConfig::new(5, hidden.clone(), 3, 0.0), 7, &d);
+        let x = Tensor::<2>::from_data(TensorData::new(normals(400 * 5, 11), [400, 5]), &d);
+        let acts = m.unit_activations(x);
+        let mut p = MiLayerwise::new(0, 0.5, 400, 1);
+        p.calibrate(&mut m, &acts);
+        p.apply_masks(&mut m, 0);
+        assert_eq!(p.scores.len(), hidden.len(), "{hidden:?}: one score vector per hidden layer");
+        assert!(p.scores.iter().zip(&hidden).all(|(s, &w)| s.len() == w && s.iter().all(|v| v.is_finite())), "{hidden:?}: {:?}", p.scores);
+        for (i, &w) in hidden.iter().enumerate() {
+            let rows: Vec<f32> = m.layers[i].mask.clone().unwrap().sum_dim(1).to_data().convert::<f32>().try_to_vec().unwrap();
+            let kept = rows.iter().filter(|&&r| r > 0.0).count();
+            assert_eq!(kept, pruners::units::kept_units(w, 0.5), "{hidden:?}: hidden layer {i} keeps half its neurons");
+        }
+    }
+}

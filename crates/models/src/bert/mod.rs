@@ -425,12 +425,14 @@ impl PrunableModel for BertForSequenceClassification {
                 count: s.num_heads,
                 width: s.head_dim,
                 members: vec![(base, Axis::Rows), (base + 1, Axis::Rows), (base + 2, Axis::Rows), (base + 3, Axis::Cols)],
+                depth: i,
             });
             out.push(UnitGroup {
                 name: format!("bert.encoder.layer.{i}.ffn.neurons"),
                 count: layer.intermediate.dense.dims()[0],
                 width: 1,
                 members: vec![(base + 4, Axis::Rows), (base + 5, Axis::Cols)],
+                depth: i,
             });
         }
         out

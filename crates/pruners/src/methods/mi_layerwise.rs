@@ -198,11 +198,15 @@ impl Pruner for MiLayerwise {
         let mut keep_per_group: Vec<Vec<f32>> = vec![Vec::new(); groups.len()];
         self.scores = vec![Vec::new(); groups.len()];
         let cls = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(acts.cls_rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [acts.cls_rows.len()]), &device);
-        // Groups come two per layer (heads, neurons); walk the layers from the top.
-        let layers = groups.len() / 2;
+        // Walk the depths the model declares (a BERT layer: heads and neurons; an MLP hidden
+        // layer: its neurons) from the top.
+        let depths = groups.iter().map(|g| g.depth + 1).max().unwrap_or(0);
         let mut target: Option<Tensor<2>> = None; // kept units of the layer above, per token
-        for layer in (0..layers).rev() {
-            let members = [2 * layer, 2 * layer + 1];
+        for layer in (0..depths).rev() {
+            let members: Vec<usize> = (0..groups.len()).filter(|&g| groups[g].depth == layer).collect();
+            if members.is_empty() {
+                continue;
+            }
             for &g in &members {
                 let group = &groups[g];
                 let (acts_g, t) = match &target {
