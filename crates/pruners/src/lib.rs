@@ -276,8 +276,15 @@ impl PruningConfig {
     /// (soft movement, L0) or there is no pruning.
     pub fn target_density(&self) -> Option<f64> {
         match self.method {
-            Method::Magnitude | Method::Movement | Method::Random | Method::MiLayerwise | Method::MaskLearning | Method::MinimaxUniform => Some(self.final_density),
-            Method::Wanda | Method::Stade | Method::OneshotMagnitude => Some(self.n_m.as_deref().and_then(|t| selection::NM::parse(t, "").ok()).map(|nm| nm.density()).unwrap_or(self.final_density)),
+            Method::Magnitude
+            | Method::Movement
+            | Method::Random
+            | Method::MiLayerwise
+            | Method::MaskLearning
+            | Method::MinimaxUniform
+            | Method::Wanda
+            | Method::Stade
+            | Method::OneshotMagnitude => Some(self.final_density), // N:M: `build` requires final_density = 1 − N/M
             Method::None | Method::SoftMovement | Method::L0 => None,
         }
     }

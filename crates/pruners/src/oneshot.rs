@@ -77,7 +77,7 @@ impl<C: Criterion> Pruner for OneShot<C> {
     fn calibrate(&mut self, model: &mut dyn PrunableModel, acts: &UnitActivations) {
         let second = reads_units(model);
         assert_eq!(acts.inputs.len(), second.len(), "one input statistic per prunable matrix");
-        let sparsity = self.nm.map(|nm| 1.0 - nm.density()).unwrap_or(1.0 - self.density);
+        let sparsity = 1.0 - self.density; // (ignored under N:M)
         let mut masks = Vec::new();
         for (m, (_, layer)) in model.prunable_layers_mut().into_iter().enumerate() {
             let device = layer.weight.val().device();

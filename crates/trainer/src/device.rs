@@ -86,6 +86,16 @@ pub fn adapters() -> Vec<Adapter> {
     .unwrap_or_default()
 }
 
+/// The adapters wgpu sees, described for an error message.
+fn adapters_found() -> String {
+    let seen: Vec<String> = adapters().iter().map(Adapter::describe).collect();
+    if seen.is_empty() {
+        "none: is a Vulkan loader and driver installed? Debian: apt-get install libvulkan1 mesa-vulkan-drivers".into()
+    } else {
+        seen.join("; ")
+    }
+}
+
 /// Mesa's Vulkan drivers try to reach a Wayland compositor when they start, and libwayland
 /// prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment." once per attempt
 /// (six lines at start-up) on a headless machine. Nothing is wrong: there is no display, and
@@ -161,11 +171,7 @@ fn named_by_env(value: &str) -> Result<Selected, String> {
     let identity = match opened {
         Ok(Some(id)) => id,
         Ok(None) | Err(_) => {
-            let seen: Vec<String> = adapters().iter().map(Adapter::describe).collect();
-            return Err(format!(
-                "CUBECL_WGPU_DEFAULT_DEVICE={value}: wgpu could not open that adapter (adapters found: {})",
-                if seen.is_empty() { "none: is a Vulkan loader and driver installed? Debian: apt-get install libvulkan1 mesa-vulkan-drivers".to_string() } else { seen.join("; ") }
-            ));
+            return Err(format!("CUBECL_WGPU_DEFAULT_DEVICE={value}: wgpu could not open that adapter (adapters found: {})", adapters_found()));
         }
     };
     Ok(gpu_selected(device, identity.name))
@@ -198,11 +204,10 @@ pub fn select(choice: DeviceChoice) -> Result<Selected, String> {
             let s = match &env {
                 Some(v) => named_by_env(v)?,
                 None => real_gpu().ok_or_else(|| {
-                    let seen: Vec<String> = adapters().iter().map(Adapter::describe).collect();
                     format!(
-                        "device = \"{}\": no real GPU adapter found ({}); use device = \"auto\" or \"cpu\", or name an adapter with CUBECL_WGPU_DEFAULT_DEVICE (e.g. Cpu for a software one)",
+                        "device = \"{}\": no real GPU adapter found (adapters found: {}); use device = \"auto\" or \"cpu\", or name an adapter with CUBECL_WGPU_DEFAULT_DEVICE (e.g. Cpu for a software one)",
                         format!("{choice:?}").to_lowercase(),
-                        if seen.is_empty() { "no adapter at all".to_string() } else { format!("only: {}", seen.join("; ")) }
+                        adapters_found()
                     )
                 })?,
             };

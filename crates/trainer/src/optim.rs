@@ -71,15 +71,14 @@ pub fn adamw(weight_decay: f64, per_parameter_clip: Option<f64>, groups: &[Param
     optim
 }
 
-/// The ids of `model`'s float parameters whose path (`bert.encoder.layer.0.attention.self.query.mask_scores`)
-/// contains none of `exclude`.
-fn param_ids_except<M: Module>(model: &M, exclude: &[String]) -> Vec<(burn::module::ParamId, usize)> {
-    struct Ids<'a> {
-        exclude: &'a [String],
+/// Every float parameter of `model`: its path (`bert.encoder.layer.0.attention.self.query.mask_scores`),
+/// id and number of dimensions.
+pub fn named_param_ids<M: Module>(model: &M) -> Vec<(String, burn::module::ParamId, usize)> {
+    struct Ids {
         path: Vec<String>,
-        ids: Vec<(burn::module::ParamId, usize)>,
+        ids: Vec<(String, burn::module::ParamId, usize)>,
     }
-    impl ModuleVisitor for Ids<'_> {
+    impl ModuleVisitor for Ids {
         fn enter_module(&mut self, name: &str, _container_type: &str) {
             self.path.push(name.to_string());
         }
@@ -87,15 +86,17 @@ fn param_ids_except<M: Module>(model: &M, exclude: &[String]) -> Vec<(burn::modu
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let path = self.path.join(".");
-            if !self.exclude.iter().any(|e| path.contains(e.as_str())) {
-                self.ids.push((param.id, D));
-            }
+            self.ids.push((self.path.join("."), param.id, D));
         }
     }
-    let mut v = Ids { exclude, path: Vec::new(), ids: Vec::new() };
+    let mut v = Ids { path: Vec::new(), ids: Vec::new() };
     model.visit(&mut v);
     v.ids
+}
+
+/// The ids of `model`'s float parameters whose path contains none of `exclude`.
+fn param_ids_except<M: Module>(model: &M, exclude: &[String]) -> Vec<(burn::module::ParamId, usize)> {
+    named_param_ids(model).into_iter().filter(|(path, _, _)| !exclude.iter().any(|e| path.contains(e.as_str()))).map(|(_, id, d)| (id, d)).collect()
 }
 
 /// Clips the gradients of `model`'s parameters together, as

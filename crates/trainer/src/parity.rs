@@ -10,7 +10,7 @@
 
 use crate::checkpoint::{self, TrainState};
 use crate::loss::cross_entropy;
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use models::compact::compact;
@@ -95,7 +95,7 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     diff / scale
 }
 
-/// Running worst error over named comparisons.
+/// Errors of named comparisons; the worst three are reported.
 #[derive(Default)]
 struct Worst {
     err: f64,
@@ -105,42 +105,16 @@ struct Worst {
 
 impl Worst {
     fn add(&mut self, what: &str, gpu: &[f32], cpu: &[f32]) {
-        let e = rel_err(gpu, cpu);
-        self.all.push((e, what.to_string()));
+        self.all.push((rel_err(gpu, cpu), what.to_string()));
         self.all.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let (err, name) = &self.all[0];
-        self.err = *err;
-        self.what = self
-            .all
-            .iter()
-            .take(3)
-            .map(|(e, n)| format!("{n} {e:.2e}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let _ = name;
+        self.err = self.all[0].0;
+        self.what = self.all.iter().take(3).map(|(e, n)| format!("{n} {e:.2e}")).collect::<Vec<_>>().join(", ");
     }
 }
 
 /// Every float parameter of `model`: its path, id and number of dimensions.
 fn params<M: Module>(model: &M) -> Vec<(String, ParamId, usize)> {
-    struct V {
-        path: Vec<String>,
-        out: Vec<(String, ParamId, usize)>,
-    }
-    impl ModuleVisitor for V {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.out.push((self.path.join("."), param.id, D));
-        }
-    }
-    let mut v = V { path: Vec::new(), out: Vec::new() };
-    model.visit(&mut v);
-    v.out
+    crate::optim::named_param_ids(model)
 }
 
 /// Host values of every float parameter, by path.

@@ -179,7 +179,13 @@ impl BertLayer {
     }
 
     fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
-        self.forward_inputs(x, mask_bias).0
+        // The training path: no copies kept for calibration (see `forward_inputs`).
+        let [batch, seq, _] = x.dims();
+        let s = &self.attention.self_;
+        let context = s.forward_heads(x.clone(), mask_bias).reshape([batch, seq, s.num_heads * s.head_dim]);
+        let x = self.attention.output.forward(context, x);
+        let h = gelu_exact(self.intermediate.dense.forward(x.clone()));
+        self.output.forward(h, x)
     }
 
     /// The block's output and the inputs of its prunable matrices: the heads' context (input of
