@@ -1,7 +1,7 @@
 //! Small building blocks with Hugging Face parameter names (`weight`, `bias`).
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Distribution, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 
 /// Layer normalisation over the last dimension, parameters named as in PyTorch.
 #[derive(Module, Debug)]
@@ -43,9 +43,9 @@ pub struct Embedding {
 }
 
 impl Embedding {
-    pub fn new(n: usize, d: usize, std: f64, device: &Device) -> Self {
-        let weight = Tensor::random([n, d], Distribution::Normal(0.0, std), device);
-        Self { weight: Param::from_tensor(weight) }
+    /// `weight ~ N(0, std²)`, drawn from `rng`.
+    pub fn new(n: usize, d: usize, std: f64, rng: &mut crate::init::HostRng, device: &Device) -> Self {
+        Self { weight: Param::from_tensor(rng.normal_matrix(n, d, std, device)) }
     }
 
     /// # Shapes

@@ -13,5 +13,6 @@ pub use bert::{BertConfig, BertForSequenceClassification, BertModel, BertOutputs
 pub use linear::{Axis, InputStats, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup};
 
 pub mod compact;
+pub mod init;
 pub mod mlp;
 pub use mlp::{Mlp, MlpConfig};

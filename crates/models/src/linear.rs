@@ -6,7 +6,7 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::module::linear;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Tensor};
 
 /// A linear layer whose weight can be masked by a pruner.
 #[derive(Module, Debug)]
@@ -33,11 +33,10 @@ pub struct PrunableLinear {
 
 impl PrunableLinear {
     /// A layer initialised like `torch.nn.Linear` under BERT's `initializer_range`:
-    /// weight ~ N(0, std²), bias = 0.
-    pub fn new(d_in: usize, d_out: usize, std: f64, device: &Device) -> Self {
-        let weight = Tensor::random([d_out, d_in], Distribution::Normal(0.0, std), device);
+    /// weight ~ N(0, std²) drawn from `rng`, bias = 0.
+    pub fn new(d_in: usize, d_out: usize, std: f64, rng: &mut crate::init::HostRng, device: &Device) -> Self {
         Self {
-            weight: Param::from_tensor(weight),
+            weight: Param::from_tensor(rng.normal_matrix(d_out, d_in, std, device)),
             bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),
             mask_scores: None,
             mask: None,

@@ -68,15 +68,8 @@ impl Mlp {
     /// the host from `seed` (SplitMix64), so the same seed gives the same model on every
     /// backend and whatever else uses the device's RNG meanwhile.
     pub fn new(c: &MlpConfig, seed: u64, device: &Device) -> Self {
-        let mut state = seed ^ 0x6D6C_705F_696E_6974;
-        let mut uniform = move |bound: f64| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (((z >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0) * bound
-        };
+        let mut rng = crate::init::HostRng::new(seed ^ 0x6D6C_705F_696E_6974);
+        let mut uniform = move |bound: f64| rng.uniform(bound);
         let layers = c
             .dims()
             .into_iter()

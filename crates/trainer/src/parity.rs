@@ -63,7 +63,7 @@ fn cpu() -> Device {
 fn reference_model(seed: u64) -> BertForSequenceClassification {
     let device = cpu();
     device.seed(seed);
-    let mut m = BertForSequenceClassification::new(&model_config(), 2, &device);
+    let mut m = BertForSequenceClassification::seeded(&model_config(), 2, seed, &device);
     for (_, l) in m.prunable_layers_mut() {
         if let Some(b) = l.bias.take() {
             l.bias = Some(b.map(|b| b.random_like(Distribution::Normal(0.0, 0.1))));

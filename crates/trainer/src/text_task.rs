@@ -28,7 +28,7 @@ pub struct Loaded {
 /// Resolves the model source and loads config, tokenizer and weights on `device` (no autodiff),
 /// with the head's pooling the checkpoint declares (see [`resolve_pooling`]).
 pub fn load_model(src: &str, max_length: usize, num_labels: usize, random_init: bool, device: &Device) -> Result<Loaded, String> {
-    load_model_with(src, max_length, num_labels, random_init, None, device)
+    load_model_with(src, max_length, num_labels, random_init, None, 0, device)
 }
 
 /// The pooling of the classification head: `requested` if given (`model.pooling` of an
@@ -48,8 +48,9 @@ pub fn resolve_pooling(dir: &Path, config: &BertConfig, requested: Option<Poolin
     Ok((Pooling::Cls, "default, as BertForSequenceClassification"))
 }
 
-/// [`load_model`] with the pooling chosen by the caller (`None`: the checkpoint's).
-pub fn load_model_with(src: &str, max_length: usize, num_labels: usize, random_init: bool, pooling: Option<Pooling>, device: &Device) -> Result<Loaded, String> {
+/// [`load_model`] with the pooling chosen by the caller (`None`: the checkpoint's) and the seed
+/// of what the checkpoint does not hold (a new head; everything with `random_init`).
+pub fn load_model_with(src: &str, max_length: usize, num_labels: usize, random_init: bool, pooling: Option<Pooling>, seed: u64, device: &Device) -> Result<Loaded, String> {
     let dir = source::resolve(src)?;
     let mut config = BertConfig::from_file(&dir.join("config.json"))?;
     let (pool, why) = resolve_pooling(&dir, &config, pooling)?;
@@ -59,7 +60,7 @@ pub fn load_model_with(src: &str, max_length: usize, num_labels: usize, random_i
         return Err(format!("model.max_length {max_length} exceeds the checkpoint's max_position_embeddings {}", config.max_position_embeddings));
     }
     let tokenizer = TextTokenizer::from_dir(&dir, max_length)?;
-    let mut model = BertForSequenceClassification::new(&config, num_labels, device);
+    let mut model = BertForSequenceClassification::seeded(&config, num_labels, seed, device);
     let mut missing = Vec::new();
     if !random_init {
         let (m, report) = load_safetensors(model, &dir.join("model.safetensors")).map_err(|e| e.to_string())?;
@@ -129,7 +130,7 @@ impl TextTask {
     pub fn load(exp: &Experiment, device: &Device) -> Result<(Self, BertForSequenceClassification), String> {
         let ds = data::load(&exp.data)?;
         tracing::info!("data: {} ({} train / {} validation / {} test)", ds.source, ds.train.len(), ds.validation.len(), ds.test.len());
-        let loaded = load_model_with(&exp.model.source, exp.model.max_length, ds.num_labels(), exp.model.random_init, exp.model.pooling.requested(), device)?;
+        let loaded = load_model_with(&exp.model.source, exp.model.max_length, ds.num_labels(), exp.model.random_init, exp.model.pooling.requested(), exp.seed, device)?;
         let t0 = Instant::now();
         let data = data::encode(&ds, &loaded.tokenizer)?;
         tracing::info!("tokenised {} examples in {:.1}s", data.train.len() + data.validation.len() + data.test.len(), t0.elapsed().as_secs_f64());

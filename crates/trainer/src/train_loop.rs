@@ -178,7 +178,15 @@ pub fn run(exp: &Experiment, experiment_path: &Path) -> Result<Summary, String> 
     run_with(exp, experiment_path, RunOptions::default())
 }
 
+/// Runs in one process take turns: burn keeps one random generator per backend (dropout, L0
+/// noise and initialisation draw from it) and one default device, both process-wide, so two runs
+/// side by side (tests, a library user's threads) would draw from each other's stream and stop
+/// being reproducible.
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> Result<Summary, String> {
+    // A run that panicked leaves nothing behind that the next one reads.
+    let _turn = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let wall = Instant::now();
     let out = &exp.output_dir;
     std::fs::create_dir_all(out).map_err(|e| format!("output_dir {}: {e}", out.display()))?;

@@ -17,6 +17,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor};
 
+use crate::init::HostRng;
 use crate::layers::{Embedding, LayerNorm};
 use crate::linear::{Axis, PrunableLinear, PrunableModel, UnitGroup};
 
@@ -48,12 +49,12 @@ pub struct BertEmbeddings {
 }
 
 impl BertEmbeddings {
-    fn new(c: &BertConfig, device: &Device) -> Self {
+    fn new(c: &BertConfig, rng: &mut HostRng, device: &Device) -> Self {
         let std = c.initializer_range;
         Self {
-            word_embeddings: Embedding::new(c.vocab_size, c.hidden_size, std, device),
-            position_embeddings: Embedding::new(c.max_position_embeddings, c.hidden_size, std, device),
-            token_type_embeddings: Embedding::new(c.type_vocab_size, c.hidden_size, std, device),
+            word_embeddings: Embedding::new(c.vocab_size, c.hidden_size, std, rng, device),
+            position_embeddings: Embedding::new(c.max_position_embeddings, c.hidden_size, std, rng, device),
+            token_type_embeddings: Embedding::new(c.type_vocab_size, c.hidden_size, std, rng, device),
             LayerNorm: LayerNorm::new(c.hidden_size, c.layer_norm_eps, device),
             dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
         }
@@ -148,34 +149,29 @@ pub struct BertLayer {
 
 impl BertLayer {
     /// Layer `i` of `c`, with its own head count and FFN width (compacted models).
-    fn new(c: &BertConfig, i: usize, device: &Device) -> Self {
+    fn new(c: &BertConfig, i: usize, rng: &mut HostRng, device: &Device) -> Self {
         let (hid, std) = (c.hidden_size, c.initializer_range);
         let head_dim = hid / c.num_attention_heads;
         let num_heads = c.kept_heads(i).len();
         let ffn = c.intermediate_size_of(i);
         let attn = num_heads * head_dim;
-        let residual = |d_in| BertResidualOutput {
-            dense: PrunableLinear::new(d_in, hid, std, device),
+        let residual = |d_in, rng: &mut HostRng| BertResidualOutput {
+            dense: PrunableLinear::new(d_in, hid, std, rng, device),
             LayerNorm: LayerNorm::new(hid, c.layer_norm_eps, device),
             dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
         };
-        Self {
-            attention: BertAttention {
-                self_: BertSelfAttention {
-                    query: PrunableLinear::new(hid, attn, std, device),
-                    key: PrunableLinear::new(hid, attn, std, device),
-                    value: PrunableLinear::new(hid, attn, std, device),
-                    dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
-                    num_heads,
-                    head_dim,
-                },
-                output: residual(attn),
-            },
-            intermediate: BertIntermediate {
-                dense: PrunableLinear::new(hid, ffn, std, device),
-            },
-            output: residual(ffn),
-        }
+        // Drawn in the order of the fields (query, key, value, attention output, FFN in, out).
+        let self_ = BertSelfAttention {
+            query: PrunableLinear::new(hid, attn, std, rng, device),
+            key: PrunableLinear::new(hid, attn, std, rng, device),
+            value: PrunableLinear::new(hid, attn, std, rng, device),
+            dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
+            num_heads,
+            head_dim,
+        };
+        let attention = BertAttention { self_, output: residual(attn, rng) };
+        let intermediate = BertIntermediate { dense: PrunableLinear::new(hid, ffn, std, rng, device) };
+        Self { attention, intermediate, output: residual(ffn, rng) }
     }
 
     fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
@@ -254,14 +250,18 @@ pub struct BertOutputs {
 }
 
 impl BertModel {
-    pub fn new(c: &BertConfig, device: &Device) -> Self {
+    /// Initialised like Hugging Face's `BertModel` (weights ~ N(0, initializer_range²), biases
+    /// 0, LayerNorm 1 and 0), drawn on the host from `seed`: the same seed gives the same
+    /// model on every backend, whatever else the process draws meanwhile.
+    pub fn new(c: &BertConfig, seed: u64, device: &Device) -> Self {
+        let rng = &mut HostRng::new(seed ^ 0x6265_7274_5F69_6E69);
+        let embeddings = BertEmbeddings::new(c, rng, device);
+        let layer = (0..c.num_hidden_layers).map(|i| BertLayer::new(c, i, rng, device)).collect();
         Self {
-            embeddings: BertEmbeddings::new(c, device),
-            encoder: BertEncoder {
-                layer: (0..c.num_hidden_layers).map(|i| BertLayer::new(c, i, device)).collect(),
-            },
+            embeddings,
+            encoder: BertEncoder { layer },
             pooler: BertPooler {
-                dense: PrunableLinear::new(c.hidden_size, c.hidden_size, c.initializer_range, device),
+                dense: PrunableLinear::new(c.hidden_size, c.hidden_size, c.initializer_range, rng, device),
             },
         }
     }
@@ -311,12 +311,21 @@ pub struct BertForSequenceClassification {
 }
 
 impl BertForSequenceClassification {
+    /// A model initialised from seed 0 (see [`Self::seeded`]); loading a checkpoint then
+    /// replaces what it holds.
     pub fn new(c: &BertConfig, num_labels: usize, device: &Device) -> Self {
+        Self::seeded(c, num_labels, 0, device)
+    }
+
+    /// Initialised like [`BertModel::new`], the head too, from `seed` (an experiment's seed
+    /// decides the initial head of a fine-tuning run).
+    pub fn seeded(c: &BertConfig, num_labels: usize, seed: u64, device: &Device) -> Self {
         let dropout = c.classifier_dropout.unwrap_or(c.hidden_dropout_prob);
+        let head = &mut HostRng::new(seed ^ 0x6865_6164_5F69_6E69);
         Self {
-            bert: BertModel::new(c, device),
+            bert: BertModel::new(c, seed, device),
             dropout: DropoutConfig::new(dropout).init(),
-            classifier: PrunableLinear::new(c.hidden_size, num_labels, c.initializer_range, device),
+            classifier: PrunableLinear::new(c.hidden_size, num_labels, c.initializer_range, head, device),
             mean_pooling: c.classifier_pooling == Some(Pooling::Mean),
             pruner_params: None,
         }
