@@ -10,7 +10,7 @@ pub mod layers;
 pub mod linear;
 
 pub use bert::{BertConfig, BertForSequenceClassification, BertModel, BertOutputs, Pooling};
-pub use linear::{Axis, InputStats, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup};
+pub use linear::{Axis, InputStats, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup, UnitKind};
 
 pub mod compact;
 pub mod init;

@@ -147,6 +147,25 @@ pub enum Axis {
     Cols,
 }
 
+/// What a group's units are. Methods that budget per kind (mask learning keeps heads and neurons
+/// apart, minimax fills a layer's budget with neurons after its heads) read this, never a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnitKind {
+    /// An attention head: `width` = the head dimension.
+    Head,
+    /// A hidden neuron (FFN intermediate, MLP hidden layer): `width` = 1.
+    Neuron,
+}
+
+impl UnitKind {
+    pub fn plural(self) -> &'static str {
+        match self {
+            UnitKind::Head => "heads",
+            UnitKind::Neuron => "neurons",
+        }
+    }
+}
+
 /// `count` units of `width` consecutive rows/columns each, in every member matrix: unit `u`
 /// owns indices `u·width .. (u+1)·width` of each member along its axis.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +180,11 @@ pub struct UnitGroup {
     /// heads and neurons share one depth, an MLP's hidden layers have one each. Methods that
     /// work layer by layer (MI, top-down) walk the depths.
     pub depth: usize,
+    pub kind: UnitKind,
+    /// The units form a residual block (a BERT attention or FFN block): its output is added to
+    /// a stream that carries on without it, so the whole block can be gated off. An MLP hidden
+    /// layer is not: without it nothing reaches the output, so no method may gate it whole.
+    pub residual: bool,
 }
 
 /// Activations of every unit on calibration data (see `unit_groups`).

@@ -3,7 +3,7 @@
 //! works on it: unstructured over all weights, structured over the hidden neurons (unit group
 //! `layers.{i}.neurons`: row `j` of layer `i` and column `j` of layer `i+1`).
 
-use crate::linear::{Axis, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup};
+use crate::linear::{Axis, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup, UnitKind};
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::relu;
@@ -140,7 +140,15 @@ impl PrunableModel for Mlp {
     }
     fn unit_groups(&self) -> Vec<UnitGroup> {
         (0..self.layers.len() - 1)
-            .map(|i| UnitGroup { name: format!("layers.{i}.neurons"), count: self.layers[i].dims()[0], width: 1, members: vec![(i, Axis::Rows), (i + 1, Axis::Cols)], depth: i })
+            .map(|i| UnitGroup {
+                name: format!("layers.{i}.neurons"),
+                count: self.layers[i].dims()[0],
+                width: 1,
+                members: vec![(i, Axis::Rows), (i + 1, Axis::Cols)],
+                depth: i,
+                kind: UnitKind::Neuron,
+                residual: false,
+            })
             .collect()
     }
     fn pruner_params(&self) -> Option<&PrunerParams> {

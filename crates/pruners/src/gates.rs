@@ -14,7 +14,7 @@
 use burn::module::Param;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Distribution, Tensor, TensorData};
-use models::{Axis, PrunableModel, PrunerParams};
+use models::{Axis, PrunableModel, PrunerParams, UnitKind};
 
 pub const LIMIT_LEFT: f64 = -0.1;
 pub const LIMIT_RIGHT: f64 = 1.1;
@@ -81,8 +81,11 @@ pub struct GateTarget {
     pub input_side: Vec<usize>,
     /// Prunable weights owned by one unit (its rows and columns in every member).
     pub params_per_unit: usize,
-    /// Heads (true) or FFN neurons (false): the groups come as (heads, neurons) per layer.
-    pub is_heads: bool,
+    pub kind: UnitKind,
+    /// The block (depth) the units belong to.
+    pub depth: usize,
+    /// The group may also get one gate on its whole block (the model declares it residual).
+    pub block: bool,
 }
 
 /// The gate targets of a model, from its unit groups (heads and FFN neurons of every layer).
@@ -105,7 +108,17 @@ pub fn targets(model: &dyn PrunableModel) -> Result<Vec<GateTarget>, String> {
                     Axis::Cols => g.width * dims[*i][0],
                 })
                 .sum();
-            Ok(GateTarget { name: g.name.clone(), count: g.count, width: g.width, output_side, input_side, params_per_unit, is_heads: g.name.ends_with("heads") })
+            Ok(GateTarget {
+                name: g.name.clone(),
+                count: g.count,
+                width: g.width,
+                output_side,
+                input_side,
+                params_per_unit,
+                kind: g.kind,
+                depth: g.depth,
+                block: g.residual,
+            })
         })
         .collect()
 }
@@ -139,16 +152,16 @@ pub fn expand_units(z: Tensor<1>, width: usize) -> Tensor<1> {
     z.reshape([count, 1]).expand([count, width]).reshape([count * width])
 }
 
-/// Sets the gates of every group: `unit_z[g]` on its output-side columns and, when given,
-/// `block_z[g]` (a `[1]` tensor) on that matrix's whole output.
-pub fn set_gates(model: &mut dyn PrunableModel, targets: &[GateTarget], unit_z: &[Tensor<1>], block_z: Option<&[Tensor<1>]>) {
+/// Sets the gates of every group: `unit_z[g]` on its output-side columns and, where
+/// `block_z[g]` is given (a `[1]` tensor), that on the matrix's whole output.
+pub fn set_gates(model: &mut dyn PrunableModel, targets: &[GateTarget], unit_z: &[Tensor<1>], block_z: &[Option<Tensor<1>>]) {
     let mut layers = model.prunable_layers_mut();
     for (g, t) in targets.iter().enumerate() {
         let layer = &mut layers[t.output_side].1;
         layer.in_gate = Some(expand_units(unit_z[g].clone(), t.width));
-        if let Some(b) = block_z {
+        if let Some(b) = &block_z[g] {
             let d_out = layer.dims()[0];
-            layer.out_gate = Some(b[g].clone().expand([d_out]));
+            layer.out_gate = Some(b.clone().expand([d_out]));
         }
     }
 }
@@ -169,13 +182,13 @@ pub fn model_device(model: &dyn PrunableModel) -> burn::tensor::Device {
     model.prunable_layers().first().map(|(_, l)| l.weight.val().device()).expect("prunable layers")
 }
 
-/// Sets host gate values (deterministic gates): `unit_z[g]` per group and, when given, one
-/// `block_z[g]` per group.
-pub fn set_host_gates(model: &mut dyn PrunableModel, targets: &[GateTarget], unit_z: &[Vec<f32>], block_z: Option<&[f32]>) {
+/// Sets host gate values (deterministic gates): `unit_z[g]` per group and, where given, the
+/// block gate `block_z[g]`.
+pub fn set_host_gates(model: &mut dyn PrunableModel, targets: &[GateTarget], unit_z: &[Vec<f32>], block_z: &[Option<f32>]) {
     let device = model_device(model);
     let unit_t: Vec<Tensor<1>> = unit_z.iter().map(|z| device_vec(z.clone(), &device)).collect();
-    let block_t: Option<Vec<Tensor<1>>> = block_z.map(|b| b.iter().map(|&v| device_vec(vec![v], &device)).collect());
-    set_gates(model, targets, &unit_t, block_t.as_deref());
+    let block_t: Vec<Option<Tensor<1>>> = block_z.iter().map(|b| b.map(|v| device_vec(vec![v], &device))).collect();
+    set_gates(model, targets, &unit_t, &block_t);
 }
 
 /// Gradient ascent on the Lagrange multipliers: their gradients are negated before the
@@ -200,13 +213,13 @@ pub fn param_groups(lr: f64, multipliers_lr: f64) -> Vec<crate::ParamGroupSpec> 
 /// into the weights, the rows that removed units own are zeroed (so the sparsity counted from
 /// the weights is the sparsity removed), and the pruner's parameters are dropped. The model
 /// then computes exactly what it computed with the gates, and compacts.
-pub fn fold(model: &mut dyn PrunableModel, targets: &[GateTarget], unit_z: &[Vec<f32>], block_z: Option<&[f32]>) {
+pub fn fold(model: &mut dyn PrunableModel, targets: &[GateTarget], unit_z: &[Vec<f32>], block_z: &[Option<f32>]) {
     let device = model_device(model);
     set_host_gates(model, targets, unit_z, block_z);
     {
         let mut layers = model.prunable_layers_mut();
         for (g, t) in targets.iter().enumerate() {
-            let block_open = block_z.map(|b| b[g] != 0.0).unwrap_or(true);
+            let block_open = block_z[g].is_none_or(|b| b != 0.0);
             let keep: Vec<f32> = unit_z[g].iter().map(|&z| if z != 0.0 && block_open { 1.0 } else { 0.0 }).collect();
             let keep = expand_units(device_vec(keep, &device), t.width);
             for &i in &t.input_side {

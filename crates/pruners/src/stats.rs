@@ -1,6 +1,6 @@
 //! Sparsity measured from the effective weights (zeros counted), never echoed from the config.
 
-use models::PrunableModel;
+use models::{Axis, PrunableModel};
 use serde::Serialize;
 
 /// Zeros per prunable matrix and in total.
@@ -15,6 +15,11 @@ pub struct SparsityReport {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct MatrixSparsity {
     pub name: String,
+    /// The block the matrix belongs to, as the model declares it (`UnitGroup::depth` of the
+    /// group whose rows it holds, else whose columns); `None` outside every group (a pooler, a
+    /// classifier).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
     pub zeros: usize,
     pub numel: usize,
     pub sparsity: f64,
@@ -23,12 +28,17 @@ pub struct MatrixSparsity {
 impl SparsityReport {
     /// Counts exact zeros of `W ⊙ M` in every prunable matrix (one host copy per matrix).
     pub fn measure(model: &dyn PrunableModel) -> Self {
+        let groups = model.unit_groups();
+        let depth_of = |i: usize| {
+            let owner = |axis: Axis| groups.iter().find(|g| g.members.contains(&(i, axis))).map(|g| g.depth);
+            owner(Axis::Rows).or_else(|| owner(Axis::Cols))
+        };
         let mut per_matrix = Vec::new();
-        for (name, layer) in model.prunable_layers() {
+        for (i, (name, layer)) in model.prunable_layers().into_iter().enumerate() {
             let w = layer.effective_weight();
             let [r, c] = w.dims();
             let zeros = w.equal_elem(0.0).int().sum().into_scalar::<i64>() as usize;
-            per_matrix.push(MatrixSparsity { name, zeros, numel: r * c, sparsity: zeros as f64 / (r * c) as f64 });
+            per_matrix.push(MatrixSparsity { name, depth: depth_of(i), zeros, numel: r * c, sparsity: zeros as f64 / (r * c) as f64 });
         }
         let prunable_zeros = per_matrix.iter().map(|m| m.zeros).sum();
         let prunable_numel = per_matrix.iter().map(|m| m.numel).sum();

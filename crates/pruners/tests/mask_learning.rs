@@ -5,7 +5,7 @@
 use burn::module::{Module, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use models::{BertConfig, BertForSequenceClassification, PrunableModel};
+use models::{BertConfig, BertForSequenceClassification, PrunableModel, UnitKind};
 use pruners::gates::{self, GateTarget};
 use pruners::methods::mask_learning::MaskLearning;
 use pruners::{Pruner, PruningConfig};
@@ -54,6 +54,11 @@ fn inputs_on(d: &Device) -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2, Int>) {
     (ids, types, mask)
 }
 
+/// A gate target with a block gate (as in BERT) and no matrices behind it.
+fn target(count: usize, params_per_unit: usize, kind: UnitKind, depth: usize) -> GateTarget {
+    GateTarget { name: String::new(), count, width: 1, output_side: 0, input_side: vec![], params_per_unit, kind, depth, block: true }
+}
+
 fn inputs() -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2, Int>) {
     inputs_on(&cpu())
 }
@@ -64,7 +69,9 @@ fn gate_targets_count_the_weights_each_unit_owns() {
     let t = gates::targets(&m).unwrap();
     // tiny: hidden 16, 4 heads of 4, FFN 32, 2 layers → (heads, neurons) per layer.
     assert_eq!(t.len(), 4);
-    assert!(t[0].is_heads && !t[1].is_heads);
+    assert_eq!((t[0].kind, t[1].kind, t[2].kind), (UnitKind::Head, UnitKind::Neuron, UnitKind::Head));
+    assert_eq!((t[0].depth, t[1].depth, t[2].depth, t[3].depth), (0, 0, 1, 1));
+    assert!(t.iter().all(|g| g.block), "BERT's attention and FFN blocks are residual");
     assert_eq!((t[0].count, t[0].width, t[0].params_per_unit), (4, 4, 4 * 4 * 16));
     assert_eq!((t[1].count, t[1].width, t[1].params_per_unit), (32, 1, 2 * 16));
     assert_eq!(t[0].output_side, 3);
@@ -76,8 +83,7 @@ fn gate_targets_count_the_weights_each_unit_owns() {
 #[test]
 fn expected_sparsity_matches_a_hand_computation() {
     // Two groups: 2 heads owning 10 weights each, 3 neurons owning 4 each: total 32.
-    let t = |count, ppu, heads| GateTarget { name: String::new(), count, width: 1, output_side: 0, input_side: vec![], params_per_unit: ppu, is_heads: heads };
-    let targets = vec![t(2, 10, true), t(3, 4, false)];
+    let targets = vec![target(2, 10, UnitKind::Head, 0), target(3, 4, UnitKind::Neuron, 0)];
     // P(open) = σ(log α + 1.5986): choose log α so that P = 0.8, 0.5 (heads); 1, 0.25, 0.5
     // (neurons); blocks 0.5 and 1.
     let shift = -(2.0f64 / 3.0) * (0.1f64 / 1.1).ln();
@@ -109,14 +115,14 @@ fn deterministic_structure_spends_what_the_expected_sparsity_expected() {
     // block is open with P = 0.75, the rest with P ≈ 1. Expected open heads: 0.75·4 + 4 = 7
     // (not 8: a kept block whose gate is uncertain does not count its heads in full); neurons:
     // 2 + 2 = 4, chosen by log α across layers.
-    let t = |heads| GateTarget { name: String::new(), count: 4, width: 1, output_side: 0, input_side: vec![], params_per_unit: 1, is_heads: heads };
-    let targets = vec![t(true), t(false), t(true), t(false)];
+    let t = |kind, depth| target(4, 1, kind, depth);
+    let targets = vec![t(UnitKind::Head, 0), t(UnitKind::Neuron, 0), t(UnitKind::Head, 1), t(UnitKind::Neuron, 1)];
     let shift = -(2.0f64 / 3.0) * (0.1f64 / 1.1).ln();
     let logit = |p: f64| ((p / (1.0 - p)).ln() - shift) as f32;
     let neurons = |bump: f32| (0..4).map(|k| logit(0.5) + bump * k as f32).collect::<Vec<f32>>();
     let host = vec![vec![30.0; 4], neurons(0.001), vec![30.0; 4], neurons(0.01), vec![logit(0.75), 30.0, 30.0, 30.0]];
     let (units, blocks) = pruners::methods::mask_learning::deterministic_structure(&targets, &host);
-    assert!(blocks.iter().all(|&b| b > 0.0), "every block kept: {blocks:?}");
+    assert!(blocks.iter().all(|&b| b.unwrap() > 0.0), "every block kept: {blocks:?}");
     let kept = |i: usize| units[i].iter().filter(|&&z| z > 0.0).count();
     assert_eq!(kept(0) + kept(2), 7);
     assert_eq!(kept(1) + kept(3), 4);
@@ -128,7 +134,7 @@ fn deterministic_structure_spends_what_the_expected_sparsity_expected() {
     let mut host2 = host.clone();
     host2[4][0] = -30.0;
     let (units, blocks) = pruners::methods::mask_learning::deterministic_structure(&targets, &host2);
-    assert_eq!(blocks[0], 0.0);
+    assert_eq!(blocks[0], Some(0.0));
     assert!(units[0].iter().all(|&z| z == 0.0));
     assert_eq!(units[2].iter().filter(|&&z| z > 0.0).count(), 4);
 }
@@ -228,11 +234,10 @@ fn folded_gates_and_compaction_compute_what_the_gated_model_computed() {
 fn minimax_final_shape_lands_on_the_budget_despite_the_one_head_floor() {
     use pruners::methods::minimax_uniform::final_counts;
     // MiniLM-L6's shapes: per layer 12 heads owning 4·384·32 weights, 1536 neurons owning 2·384.
-    let t = |count, ppu, heads| GateTarget { name: String::new(), count, width: 1, output_side: 0, input_side: vec![], params_per_unit: ppu, is_heads: heads };
     let mut targets = Vec::new();
-    for _ in 0..6 {
-        targets.push(t(12, 4 * 384 * 32, true));
-        targets.push(t(1536, 2 * 384, false));
+    for depth in 0..6 {
+        targets.push(target(12, 4 * 384 * 32, UnitKind::Head, depth));
+        targets.push(target(1536, 2 * 384, UnitKind::Neuron, depth));
     }
     let total: usize = targets.iter().map(|t| t.count * t.params_per_unit).sum();
     for density in [0.5, 0.4, 0.1, 0.05] {
@@ -246,7 +251,8 @@ fn minimax_final_shape_lands_on_the_budget_despite_the_one_head_floor() {
     // 95% removed: one head (the floor) and 51 neurons, not 77 (5% of 1536).
     assert_eq!(&final_counts(&targets, 0.05)[..2], &[1, 51]);
     // Without heads beside them (an MLP's neurons), the plain fraction.
-    assert_eq!(final_counts(&[t(100, 10, false)], 0.05), vec![5]);
+    let mlp = |depth| GateTarget { block: false, ..target(100, 10, UnitKind::Neuron, depth) };
+    assert_eq!(final_counts(&[mlp(0), mlp(1)], 0.05), vec![5, 5]);
 }
 
 #[test]

@@ -234,13 +234,14 @@ fn series_label(s: &serde_json::Value) -> String {
     if s["distilled_from"].is_string() { format!("{method} + distillation") } else { method.to_string() }
 }
 
-/// Kept fraction of each encoder layer, from the per-matrix counts of a summary.
+/// Kept fraction of each block (a BERT layer, an MLP hidden layer), from the per-matrix counts
+/// of a summary and the depth the model declared for each matrix (summaries written before
+/// that field have none, and no plot).
 fn kept_by_layer(s: &serde_json::Value) -> Vec<(usize, f64)> {
     let mut acc: std::collections::BTreeMap<usize, (f64, f64)> = Default::default();
     for m in s["per_matrix"].as_array().into_iter().flatten() {
-        let name = m["name"].as_str().unwrap_or("");
-        let layer = name.split('.').skip_while(|p| *p != "layer").nth(1).and_then(|i| i.parse::<usize>().ok());
-        if let (Some(l), Some(n), Some(z)) = (layer, m["numel"].as_f64(), m["zeros"].as_f64()) {
+        let depth = m["depth"].as_u64().map(|d| d as usize);
+        if let (Some(l), Some(n), Some(z)) = (depth, m["numel"].as_f64(), m["zeros"].as_f64()) {
             let e = acc.entry(l).or_default();
             e.0 += n - z;
             e.1 += n;

@@ -19,7 +19,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::init::HostRng;
 use crate::layers::{Embedding, LayerNorm};
-use crate::linear::{Axis, PrunableLinear, PrunableModel, UnitGroup};
+use crate::linear::{Axis, PrunableLinear, PrunableModel, UnitGroup, UnitKind};
 
 /// GELU (exact, erf) with its exact gradient on every backend, as `torch.nn.functional.gelu`.
 ///
@@ -441,6 +441,8 @@ impl PrunableModel for BertForSequenceClassification {
                 width: s.head_dim,
                 members: vec![(base, Axis::Rows), (base + 1, Axis::Rows), (base + 2, Axis::Rows), (base + 3, Axis::Cols)],
                 depth: i,
+                kind: UnitKind::Head,
+                residual: true,
             });
             out.push(UnitGroup {
                 name: format!("bert.encoder.layer.{i}.ffn.neurons"),
@@ -448,6 +450,8 @@ impl PrunableModel for BertForSequenceClassification {
                 width: 1,
                 members: vec![(base + 4, Axis::Rows), (base + 5, Axis::Cols)],
                 depth: i,
+                kind: UnitKind::Neuron,
+                residual: true,
             });
         }
         out

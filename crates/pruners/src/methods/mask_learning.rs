@@ -17,18 +17,29 @@
 //!
 //! Our design, where CoFi's code is specific to its trainer: the deterministic gates are chosen
 //! per kind across all layers (heads, neurons, attention blocks, FFN blocks), each keeping its
-//! expected number of non-zero gates; hidden dimensions are not masked (not implemented).
+//! expected number of non-zero gates; hidden dimensions are not masked (not implemented). Block
+//! gates exist only where the model declares a residual block (`UnitGroup::residual`): on an
+//! MLP every hidden neuron has its gate and no layer can be gated whole.
 //! At the end the gates are folded into the weights and the model compacts.
 
 use crate::gates::{self, GateTarget};
 use crate::{ParamGroupSpec, Pruner};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use models::PrunableModel;
+use models::{PrunableModel, UnitKind};
 
 pub const HEAD_INIT: f64 = 10.0;
 pub const NEURON_INIT: f64 = 0.0;
 pub const BLOCK_INIT: f64 = 10.0;
+
+/// The initial log α of a unit's gate: heads start (almost surely) open, neurons at CoFi's drop
+/// rate 0.5.
+pub fn unit_init(kind: UnitKind) -> f64 {
+    match kind {
+        UnitKind::Head => HEAD_INIT,
+        UnitKind::Neuron => NEURON_INIT,
+    }
+}
 
 pub struct MaskLearning {
     target_sparsity: f64,
@@ -72,16 +83,21 @@ impl MaskLearning {
         self.start_sparsity
     }
 
-    /// ŝ as a differentiable `[1]` tensor from the log α vectors (units: one per group; blocks:
-    /// the last vector, one entry per group).
+    /// ŝ as a differentiable `[1]` tensor from the log α vectors (units: one per group; then,
+    /// when some group has a block gate, one vector with an entry per such group, in order).
     pub fn expected_sparsity(targets: &[GateTarget], log_alpha: &[Tensor<1>]) -> Tensor<1> {
-        let g = targets.len();
-        let block_p = gates::open_probability(log_alpha[g].clone());
+        let block_p = block_open_probabilities(targets, log_alpha);
         let total: usize = targets.iter().map(|t| t.count * t.params_per_unit).sum();
         let kept: Vec<Tensor<1>> = targets
             .iter()
             .enumerate()
-            .map(|(i, t)| gates::open_probability(log_alpha[i].clone()).sum() * block_p.clone().slice([i..i + 1]) * t.params_per_unit as f64)
+            .map(|(i, t)| {
+                let units = gates::open_probability(log_alpha[i].clone()).sum() * t.params_per_unit as f64;
+                match &block_p[i] {
+                    Some(p) => units * p.clone(),
+                    None => units,
+                }
+            })
             .collect();
         (Tensor::cat(kept, 0).sum() / total as f64).neg() + 1.0
     }
@@ -90,39 +106,64 @@ impl MaskLearning {
         gates::params(model).log_alpha.iter().map(|p| p.val()).collect()
     }
 
-    /// The deterministic gates: per block kind (attention blocks, FFN blocks) the expected number
-    /// of open blocks; then per unit kind (heads, neurons) across layers the expected number of
-    /// open units *including their block's probability*, `round(Σ_layers P(block)·Σ P(unit))`,
-    /// chosen by log α among the units of the kept blocks. So the structure spends what ŝ
-    /// expected (a kept block whose gate is not certain no longer adds its units in full).
-    pub fn deterministic(&self, log_alpha: &[Tensor<1>]) -> (Vec<Vec<f32>>, Vec<f32>) {
+    /// The deterministic gates: per unit kind, among that kind's block gates, the expected
+    /// number of open blocks; then across layers the expected number of open units *including
+    /// their block's probability*, `round(Σ_layers P(block)·Σ P(unit))`, chosen by log α among
+    /// the units of the kept blocks. So the structure spends what ŝ expected (a kept block whose
+    /// gate is not certain no longer adds its units in full).
+    pub fn deterministic(&self, log_alpha: &[Tensor<1>]) -> (Vec<Vec<f32>>, Vec<Option<f32>>) {
         let host: Vec<Vec<f32>> = log_alpha.iter().map(|t| gates::host(t.clone())).collect();
         deterministic_structure(&self.targets, &host)
     }
 }
 
-/// [`MaskLearning::deterministic`] on host log α vectors (units per group, then the blocks).
-pub fn deterministic_structure(targets: &[GateTarget], host: &[Vec<f32>]) -> (Vec<Vec<f32>>, Vec<f32>) {
+/// Per group, the entry of the block vector that holds its block gate (`None`: the model
+/// declares no block around these units, e.g. an MLP hidden layer).
+fn block_slots(targets: &[GateTarget]) -> Vec<Option<usize>> {
+    let mut next = 0;
+    targets
+        .iter()
+        .map(|t| {
+            t.block.then(|| {
+                next += 1;
+                next - 1
+            })
+        })
+        .collect()
+}
+
+/// P(block open) per group, `[1]` tensors, from the block vector after the unit vectors.
+fn block_open_probabilities(targets: &[GateTarget], log_alpha: &[Tensor<1>]) -> Vec<Option<Tensor<1>>> {
     let g = targets.len();
+    let p = (log_alpha.len() > g).then(|| gates::open_probability(log_alpha[g].clone()));
+    block_slots(targets).into_iter().map(|slot| slot.map(|j| p.as_ref().expect("block gates").clone().slice([j..j + 1]))).collect()
+}
+
+/// [`MaskLearning::deterministic`] on host log α vectors (units per group, then the block
+/// vector when some group has a block gate).
+pub fn deterministic_structure(targets: &[GateTarget], host: &[Vec<f32>]) -> (Vec<Vec<f32>>, Vec<Option<f32>>) {
+    let g = targets.len();
+    let slots = block_slots(targets);
+    let block_alpha = |i: usize| slots[i].map(|j| host[g][j]);
     let mut units: Vec<Vec<f32>> = vec![Vec::new(); g];
-    let mut blocks = vec![0.0f32; g];
-    for heads in [true, false] {
-        let idx: Vec<usize> = (0..g).filter(|&i| targets[i].is_heads == heads).collect();
-        let block_alpha: Vec<f32> = idx.iter().map(|&i| host[g][i]).collect();
-        let bz = gates::deterministic(&block_alpha, gates::expected_kept(&block_alpha));
-        for (k, &i) in idx.iter().enumerate() {
-            blocks[i] = bz[k];
+    let mut blocks: Vec<Option<f32>> = vec![None; g];
+    let mut kinds: Vec<UnitKind> = targets.iter().map(|t| t.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        let idx: Vec<usize> = (0..g).filter(|&i| targets[i].kind == kind).collect();
+        let gated: Vec<usize> = idx.iter().copied().filter(|&i| slots[i].is_some()).collect();
+        let alphas: Vec<f32> = gated.iter().map(|&i| block_alpha(i).unwrap()).collect();
+        let bz = gates::deterministic(&alphas, gates::expected_kept(&alphas));
+        for (k, &i) in gated.iter().enumerate() {
+            blocks[i] = Some(bz[k]);
         }
-        let expected: f64 = idx
-            .iter()
-            .map(|&i| gates::open_probability_host(host[g][i]) * host[i].iter().map(|&a| gates::open_probability_host(a)).sum::<f64>())
-            .sum();
+        let p_block = |i: usize| block_alpha(i).map_or(1.0, gates::open_probability_host);
+        let expected: f64 = idx.iter().map(|&i| p_block(i) * host[i].iter().map(|&a| gates::open_probability_host(a)).sum::<f64>()).sum();
         // Units of dropped blocks cannot be kept: rank them last.
-        let all: Vec<f32> = idx.iter().flat_map(|&i| {
-            let open = blocks[i] > 0.0;
-            host[i].iter().map(move |&a| if open { a } else { f32::NEG_INFINITY })
-        }).collect();
-        let live = idx.iter().filter(|&&i| blocks[i] > 0.0).map(|&i| host[i].len()).sum::<usize>();
+        let open = |i: usize| blocks[i].is_none_or(|b| b > 0.0);
+        let all: Vec<f32> = idx.iter().flat_map(|&i| host[i].iter().map(move |&a| if open(i) { a } else { f32::NEG_INFINITY })).collect();
+        let live = idx.iter().filter(|&&i| open(i)).map(|&i| host[i].len()).sum::<usize>();
         let z = gates::deterministic(&all, (expected.round() as usize).min(live));
         let mut offset = 0;
         for &i in &idx {
@@ -139,13 +180,24 @@ impl Pruner for MaskLearning {
     }
 
     fn init(&mut self, model: &mut dyn PrunableModel) {
-        self.targets = gates::targets(model).expect("mask_learning needs a model with heads and FFN neurons");
-        let mut spec: Vec<(usize, f64)> = self.targets.iter().map(|t| (t.count, if t.is_heads { HEAD_INIT } else { NEURON_INIT })).collect();
-        spec.push((self.targets.len(), BLOCK_INIT));
+        self.targets = gates::targets(model).expect("mask_learning needs a model that declares structural units");
+        let mut spec: Vec<(usize, f64)> = self.targets.iter().map(|t| (t.count, unit_init(t.kind))).collect();
+        let blocks = self.targets.iter().filter(|t| t.block).count();
+        if blocks > 0 {
+            spec.push((blocks, BLOCK_INIT));
+        }
         gates::init_params(model, &spec, &[(2, 0.0)]).expect("pruner parameters");
         // From the initial values, not the model's (on a resume the model holds trained gates).
         let total: usize = self.targets.iter().map(|t| t.count * t.params_per_unit).sum();
-        let kept: f64 = self.targets.iter().zip(&spec).map(|(t, &(n, a))| gates::open_probability_host(BLOCK_INIT as f32) * n as f64 * gates::open_probability_host(a as f32) * t.params_per_unit as f64).sum();
+        let kept: f64 = self
+            .targets
+            .iter()
+            .zip(&spec)
+            .map(|(t, &(n, a))| {
+                let p_block = if t.block { gates::open_probability_host(BLOCK_INIT as f32) } else { 1.0 };
+                p_block * n as f64 * gates::open_probability_host(a as f32) * t.params_per_unit as f64
+            })
+            .sum();
         self.start_sparsity = 1.0 - kept / total as f64;
     }
 
@@ -153,14 +205,14 @@ impl Pruner for MaskLearning {
         let la = Self::log_alpha(model);
         let g = self.targets.len();
         let units: Vec<Tensor<1>> = la[..g].iter().map(|a| gates::sample_fresh(a.clone())).collect();
-        let z_blocks = gates::sample_fresh(la[g].clone());
-        let blocks: Vec<Tensor<1>> = (0..g).map(|i| z_blocks.clone().slice([i..i + 1])).collect();
-        gates::set_gates(model, &self.targets, &units, Some(&blocks));
+        let z_blocks = la.get(g).map(|a| gates::sample_fresh(a.clone()));
+        let blocks: Vec<Option<Tensor<1>>> = block_slots(&self.targets).into_iter().map(|slot| slot.map(|j| z_blocks.as_ref().expect("block gates").clone().slice([j..j + 1]))).collect();
+        gates::set_gates(model, &self.targets, &units, &blocks);
     }
 
     fn eval_masks(&mut self, model: &mut dyn PrunableModel, _step: usize) {
         let (units, blocks) = self.deterministic(&Self::log_alpha(model));
-        gates::set_host_gates(model, &self.targets, &units, Some(&blocks));
+        gates::set_host_gates(model, &self.targets, &units, &blocks);
     }
 
     fn loss_term(&self, model: &dyn PrunableModel, step: usize) -> Option<Tensor<1>> {
@@ -186,12 +238,16 @@ impl Pruner for MaskLearning {
         // What the deterministic structure keeps against what ŝ expected, per kind.
         let g = self.targets.len();
         let host: Vec<Vec<f32>> = la.iter().map(|t| gates::host(t.clone())).collect();
-        for heads in [true, false] {
+        let slots = block_slots(&self.targets);
+        let mut kinds: Vec<UnitKind> = self.targets.iter().map(|t| t.kind).collect();
+        kinds.sort();
+        kinds.dedup();
+        for kind in kinds {
             let (mut expected, mut kept, mut expected_params, mut kept_params) = (0.0, 0usize, 0.0, 0usize);
-            for i in (0..g).filter(|&i| self.targets[i].is_heads == heads) {
-                let pb = gates::open_probability_host(host[g][i]);
+            for i in (0..g).filter(|&i| self.targets[i].kind == kind) {
+                let pb = slots[i].map_or(1.0, |j| gates::open_probability_host(host[g][j]));
                 let e: f64 = host[i].iter().map(|&a| gates::open_probability_host(a)).sum::<f64>() * pb;
-                let k = if blocks[i] > 0.0 { units[i].iter().filter(|&&z| z > 0.0).count() } else { 0 };
+                let k = if blocks[i].is_none_or(|b| b > 0.0) { units[i].iter().filter(|&&z| z > 0.0).count() } else { 0 };
                 expected += e;
                 kept += k;
                 expected_params += e * self.targets[i].params_per_unit as f64;
@@ -199,10 +255,10 @@ impl Pruner for MaskLearning {
             }
             tracing::info!(
                 "mask_learning: {}: expected {expected:.1} kept, deterministic {kept}; weights expected {expected_params:.0}, kept {kept_params}",
-                if heads { "heads" } else { "FFN neurons" }
+                kind.plural()
             );
         }
-        gates::fold(model, &self.targets, &units, Some(&blocks));
+        gates::fold(model, &self.targets, &units, &blocks);
     }
 
     fn param_groups(&self) -> Vec<ParamGroupSpec> {

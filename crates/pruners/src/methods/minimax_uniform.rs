@@ -16,23 +16,23 @@ use crate::units::kept_units;
 use crate::{ParamGroupSpec, Pruner};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
-use models::PrunableModel;
+use models::{PrunableModel, UnitKind};
 
 /// The units every group keeps at the end: heads `kept_units(n, density)` (at least one per
 /// layer); FFN neurons then fill the rest of their layer's budget, `density` × the layer's
 /// prunable weights, so the total lands on the target even where the one-head floor or the
 /// rounding of heads keeps more than the fraction (95% removed: 1 head of 12 is 8.3%). Groups
-/// with no heads beside them keep `kept_units(n, density)`. The same in every layer when the
-/// layers have the same shape.
+/// with no heads in their block (an MLP's layers) keep `kept_units(n, density)`. The same in
+/// every layer when the layers have the same shape.
 pub fn final_counts(targets: &[GateTarget], density: f64) -> Vec<usize> {
     targets
         .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            if t.is_heads || i == 0 || !targets[i - 1].is_heads {
+        .map(|t| {
+            // Neurons that share their block (depth) with heads fill the block's budget.
+            let heads = targets.iter().find(|h| h.kind == UnitKind::Head && h.depth == t.depth);
+            let Some(h) = heads.filter(|_| t.kind == UnitKind::Neuron) else {
                 return kept_units(t.count, density);
-            }
-            let h = &targets[i - 1];
+            };
             let budget = density * (h.count * h.params_per_unit + t.count * t.params_per_unit) as f64;
             let left = budget - (kept_units(h.count, density) * h.params_per_unit) as f64;
             ((left / t.params_per_unit as f64).round().max(1.0) as usize).min(t.count)
@@ -102,9 +102,9 @@ impl Pruner for MinimaxUniform {
     }
 
     fn init(&mut self, model: &mut dyn PrunableModel) {
-        self.targets = gates::targets(model).expect("minimax_uniform needs a model with heads and FFN neurons");
+        self.targets = gates::targets(model).expect("minimax_uniform needs a model that declares structural units");
         let spec: Vec<(usize, f64)> =
-            self.targets.iter().map(|t| (t.count, if t.is_heads { super::mask_learning::HEAD_INIT } else { super::mask_learning::NEURON_INIT })).collect();
+            self.targets.iter().map(|t| (t.count, super::mask_learning::unit_init(t.kind))).collect();
         let g = self.targets.len();
         gates::init_params(model, &spec, &[(g, 0.0), (g, 0.0)]).expect("pruner parameters");
         self.expected_kept = self.targets.iter().map(|t| t.count as f64).collect();
@@ -112,12 +112,12 @@ impl Pruner for MinimaxUniform {
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, _step: usize) {
         let units: Vec<Tensor<1>> = Self::log_alpha(model).into_iter().map(gates::sample_fresh).collect();
-        gates::set_gates(model, &self.targets, &units, None);
+        gates::set_gates(model, &self.targets, &units, &vec![None; self.targets.len()]);
     }
 
     fn eval_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
         let z = self.deterministic(model, step);
-        gates::set_host_gates(model, &self.targets, &z, None);
+        gates::set_host_gates(model, &self.targets, &z, &vec![None; self.targets.len()]);
     }
 
     fn loss_term(&self, model: &dyn PrunableModel, step: usize) -> Option<Tensor<1>> {
@@ -148,7 +148,7 @@ impl Pruner for MinimaxUniform {
 
     fn finalize(&mut self, model: &mut dyn PrunableModel, step: usize) {
         let z = self.deterministic(model, step);
-        gates::fold(model, &self.targets, &z, None);
+        gates::fold(model, &self.targets, &z, &vec![None; self.targets.len()]);
     }
 
     fn param_groups(&self) -> Vec<ParamGroupSpec> {
