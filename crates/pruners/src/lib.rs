@@ -1,7 +1,8 @@
 //! Pruning methods that run inside the training loop.
 //!
-//! A method is one file under [`methods`] implementing the small [`Pruner`] trait. The trainer
-//! calls it at fixed points of every step; shared pieces live beside it:
+//! A method is one file under [`methods`] implementing the small [`Pruner`] trait, and one line
+//! in [`registry::METHODS`]. The trainer calls it at fixed points of every step; shared pieces
+//! live beside it:
 //! [`schedule`] (how much to keep at step t), [`mask`] (binarisers: top-k, the straight-through
 //! estimator) and [`stats`] (sparsity measured from the weights).
 
@@ -9,6 +10,7 @@ pub mod gates;
 pub mod mask;
 pub mod methods;
 pub mod oneshot;
+pub mod registry;
 pub mod schedule;
 pub mod selection;
 pub mod stats;
@@ -149,8 +151,7 @@ impl Granularity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruningConfig {
-    /// "none", "magnitude", "movement", "soft_movement", "l0", "random", "mi_layerwise",
-    /// "mask_learning", "minimax_uniform", "wanda", "stade" or "oneshot_magnitude".
+    /// The method's name: one of [`registry::METHODS`].
     pub method: Method,
     /// Fraction of encoder weights kept at the end (0.10 = "10% remaining").
     #[serde(default = "one")]
@@ -216,36 +217,52 @@ fn final_threshold() -> f64 {
     0.1
 }
 
-/// The pruning methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    None,
-    Magnitude,
-    Movement,
-    SoftMovement,
-    L0,
-    Random,
-    /// Layer-wise structured pruning by mutual information (heads and FFN neurons).
-    MiLayerwise,
-    /// Hard-concrete masks on heads, attention blocks, FFN blocks and FFN neurons driven to a
-    /// target sparsity by a Lagrangian (CoFiPruning).
-    MaskLearning,
-    /// Hard-concrete masks on heads and FFN neurons with the same count in every layer, learned
-    /// by a minimax objective with per-layer multipliers (MaskPrune).
-    MinimaxUniform,
-    /// One-shot at `warmup_steps`: |W|·‖X‖ from calibration inputs (Wanda).
-    Wanda,
-    /// One-shot at `warmup_steps`: W²·Var(X) with the mean folded into the bias (STADE).
-    Stade,
-    /// One-shot at `warmup_steps`: |W|, with the one-shot selections (the baseline of the two).
-    OneshotMagnitude,
+/// A pruning method: an entry of [`registry::METHODS`], written as its name.
+#[derive(Clone, Copy)]
+pub struct Method(&'static registry::MethodSpec);
+
+impl Method {
+    /// The method called `name`; the error lists the known ones.
+    pub fn named(name: &str) -> Result<Self, String> {
+        registry::find(name).map(Method).ok_or_else(|| format!("unknown method \"{name}\"; expected one of {}", registry::names()))
+    }
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+    pub fn spec(self) -> &'static registry::MethodSpec {
+        self.0
+    }
+}
+
+impl PartialEq for Method {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl std::fmt::Debug for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.name)
+    }
+}
+
+impl Serialize for Method {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Method::named(&name).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for PruningConfig {
     fn default() -> Self {
         Self {
-            method: Method::None,
+            method: Method::named("none").expect("registered"),
             final_density: 1.0,
             initial_density: 1.0,
             warmup_steps: 0,
@@ -269,24 +286,59 @@ impl Default for PruningConfig {
 impl PruningConfig {
     /// Whether the run removes whole units (and so ends in a compacted model).
     pub fn is_structured(&self) -> bool {
-        self.granularity == Granularity::Unit || matches!(self.method, Method::MiLayerwise | Method::MaskLearning | Method::MinimaxUniform)
+        self.granularity == Granularity::Unit || self.method.spec().structured
     }
 
     /// The kept fraction a run aims at, for the reports; `None` where the sparsity is an outcome
-    /// (soft movement, L0) or there is no pruning.
+    /// (soft movement, L0) or there is no pruning. (N:M: `build` requires final_density = 1 − N/M.)
     pub fn target_density(&self) -> Option<f64> {
-        match self.method {
-            Method::Magnitude
-            | Method::Movement
-            | Method::Random
-            | Method::MiLayerwise
-            | Method::MaskLearning
-            | Method::MinimaxUniform
-            | Method::Wanda
-            | Method::Stade
-            | Method::OneshotMagnitude => Some(self.final_density), // N:M: `build` requires final_density = 1 − N/M
-            Method::None | Method::SoftMovement | Method::L0 => None,
+        (self.method.spec().target == registry::Target::Density).then_some(self.final_density)
+    }
+
+    /// `scores_lr`, or the method's `default`, checked.
+    pub fn scores_lr_or(&self, default: f64) -> Result<f64, String> {
+        let v = self.scores_lr.unwrap_or(default);
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(format!("pruning.scores_lr: expected a positive number, found {v}"));
         }
+        Ok(v)
+    }
+
+    /// `multipliers_lr` (default 0.01, CoFi's reg_learning_rate), checked.
+    pub fn multipliers_lr(&self) -> Result<f64, String> {
+        let v = self.multipliers_lr.unwrap_or(0.01);
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(format!("pruning.multipliers_lr: expected a positive number, found {v}"));
+        }
+        Ok(v)
+    }
+
+    /// `lambda`, or the method's `default`, checked.
+    pub fn lambda_or(&self, default: f64) -> Result<f64, String> {
+        let v = self.lambda.unwrap_or(default);
+        if !(v >= 0.0 && v.is_finite()) {
+            return Err(format!("pruning.lambda: expected a number >= 0, found {v}"));
+        }
+        Ok(v)
+    }
+
+    /// The keys that change *what* a method removes, when set to something the method would not
+    /// read: an error, not a silent no-op. (Tuning values such as `scores_lr` or `lambda` are
+    /// ignored by methods that have none, so that one base file serves a sweep over methods.)
+    fn set_selection_keys(&self) -> Vec<String> {
+        let mut set = Vec::new();
+        if self.scope != Scope::PerMatrix {
+            set.push(format!("scope = {:?}", self.scope));
+        }
+        if self.granularity != Granularity::Weight {
+            set.push(format!("granularity = {:?}", self.granularity));
+        }
+        for (key, on) in [("freeze_scores_at", self.freeze_scores_at.is_some()), ("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some()), ("stade_layers", self.stade_layers.is_some())] {
+            if on {
+                set.push(key.to_string());
+            }
+        }
+        set
     }
 
     /// Validates the ranges and builds the pruner for a run of `total_steps` steps.
@@ -303,56 +355,21 @@ impl PruningConfig {
                 self.final_density, self.initial_density
             ));
         }
-        let scores_lr = self.scores_lr.unwrap_or(if matches!(self.method, Method::L0 | Method::MaskLearning | Method::MinimaxUniform) { 0.1 } else { 1e-2 });
-        let multipliers_lr = self.multipliers_lr.unwrap_or(0.01);
-        if !(multipliers_lr > 0.0 && multipliers_lr.is_finite()) {
-            return Err(format!("pruning.multipliers_lr: expected a positive number, found {multipliers_lr}"));
+        let spec = self.method.spec();
+        for set in self.set_selection_keys() {
+            let key = set.split(' ').next().unwrap_or_default();
+            if !spec.keys.contains(&key) {
+                return Err(format!("pruning.{set} applies to {}, not method = \"{}\"", registry::readers_of(key).join(", "), spec.name));
+            }
         }
-        if !(scores_lr > 0.0 && scores_lr.is_finite()) {
-            return Err(format!("pruning.scores_lr: expected a positive number, found {scores_lr}"));
+        if self.scope == Scope::Global && self.granularity == Granularity::Unit {
+            return Err("pruning.granularity = \"unit\" keeps the same fraction of units in every layer; pruning.scope must be \"per_matrix\"".into());
         }
-        let lambda = self.lambda.unwrap_or(if self.method == Method::L0 { 125.0 } else { 400.0 });
-        if !(lambda >= 0.0 && lambda.is_finite()) {
-            return Err(format!("pruning.lambda: expected a number >= 0, found {lambda}"));
-        }
-        if !(self.final_threshold > 0.0 && self.final_threshold < 1.0) {
-            return Err(format!("pruning.final_threshold: expected a value in (0, 1), found {}", self.final_threshold));
-        }
-        if self.scope == Scope::Global && !matches!(self.method, Method::Magnitude | Method::Movement) {
-            return Err(format!("pruning.scope = \"global\" applies to the top-k methods (magnitude, movement), not {:?}", self.method));
-        }
-        if self.method != Method::None && self.warmup_steps + self.cooldown_steps >= total_steps {
+        if spec.target != registry::Target::Dense && self.warmup_steps + self.cooldown_steps >= total_steps {
             return Err(format!(
                 "pruning.warmup_steps ({}) + pruning.cooldown_steps ({}) must be below the run's {} steps",
                 self.warmup_steps, self.cooldown_steps, total_steps
             ));
-        }
-        if self.granularity == Granularity::Unit {
-            if !matches!(self.method, Method::Magnitude | Method::Movement | Method::MiLayerwise) {
-                return Err(format!("pruning.granularity = \"unit\" applies to magnitude, movement and mi_layerwise, not {:?}", self.method));
-            }
-            if self.scope == Scope::Global {
-                return Err("pruning.granularity = \"unit\" keeps the same fraction of units in every layer; pruning.scope must be \"per_matrix\"".into());
-            }
-        }
-        if let Some(at) = self.freeze_scores_at {
-            if self.method != Method::Movement {
-                return Err(format!("pruning.freeze_scores_at applies to method = \"movement\", not {:?}", self.method));
-            }
-            if at >= total_steps {
-                return Err(format!("pruning.freeze_scores_at ({at}) must be below the run's {total_steps} steps"));
-            }
-        }
-        let one_shot = matches!(self.method, Method::Wanda | Method::Stade | Method::OneshotMagnitude);
-        if !one_shot {
-            for (key, set) in [("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some())] {
-                if set {
-                    return Err(format!("pruning.{key} applies to the one-shot methods (wanda, stade, oneshot_magnitude), not {:?}", self.method));
-                }
-            }
-        }
-        if self.stade_layers.is_some() && self.method != Method::Stade {
-            return Err(format!("pruning.stade_layers applies to method = \"stade\", not {:?}", self.method));
         }
         let nm = self.n_m.as_deref().map(|t| selection::NM::parse(t, "pruning.n_m")).transpose()?;
         if let Some(nm) = nm {
@@ -367,9 +384,6 @@ impl PruningConfig {
                 ));
             }
         }
-        if one_shot && self.calibration_samples == 0 {
-            return Err("pruning.calibration_samples: expected at least 1".into());
-        }
         let schedule = CubicSchedule {
             initial_density: self.initial_density,
             final_density: self.final_density,
@@ -377,49 +391,6 @@ impl PruningConfig {
             cooldown_steps: self.cooldown_steps,
             total_steps,
         };
-        Ok(match self.method {
-            Method::None => Box::new(methods::dense::Dense),
-            Method::Magnitude => Box::new(methods::magnitude::Magnitude::new(schedule, self.scope).with_granularity(self.granularity)),
-            Method::Movement => Box::new(
-                methods::movement::Movement::new(schedule, self.scope, scores_lr)
-                    .with_granularity(self.granularity)
-                    .with_frozen_scores_from(self.freeze_scores_at),
-            ),
-            Method::SoftMovement => {
-                let threshold = CubicSchedule { initial_density: 0.0, final_density: self.final_threshold, ..schedule };
-                Box::new(methods::soft_movement::SoftMovement::new(threshold, lambda, scores_lr))
-            }
-            Method::L0 => Box::new(methods::l0::L0::new(lambda, scores_lr)),
-            Method::MiLayerwise => {
-                if self.calibration_samples == 0 {
-                    return Err("pruning.calibration_samples: expected at least 1".into());
-                }
-                Box::new(methods::mi_layerwise::MiLayerwise::new(self.warmup_steps, self.final_density, self.calibration_samples, self.seed))
-            }
-            Method::Random => Box::new(methods::random::Random::new(schedule, self.seed)),
-            Method::MaskLearning => Box::new(methods::mask_learning::MaskLearning::new(
-                self.final_density,
-                self.warmup_steps,
-                self.cooldown_steps,
-                total_steps,
-                scores_lr,
-                multipliers_lr,
-            )),
-            Method::MinimaxUniform => Box::new(methods::minimax_uniform::MinimaxUniform::new(
-                self.final_density,
-                self.warmup_steps,
-                self.cooldown_steps,
-                total_steps,
-                scores_lr,
-                multipliers_lr,
-            )),
-            Method::Wanda => Box::new(self.one_shot(methods::wanda::Wanda, nm)),
-            Method::Stade => Box::new(self.one_shot(methods::stade::Stade { layers: self.stade_layers.unwrap_or_default() }, nm)),
-            Method::OneshotMagnitude => Box::new(self.one_shot(methods::oneshot_magnitude::OneShotMagnitude, nm)),
-        })
-    }
-
-    fn one_shot<C: oneshot::Criterion>(&self, criterion: C, nm: Option<selection::NM>) -> oneshot::OneShot<C> {
-        oneshot::OneShot::new(criterion, self.warmup_steps, self.final_density, self.calibration_samples, self.comparison.unwrap_or_default(), nm)
+        (spec.build)(self, &registry::BuildContext { total_steps, schedule, nm })
     }
 }

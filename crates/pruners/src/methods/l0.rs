@@ -105,3 +105,8 @@ impl Pruner for L0 {
         self.measured_density
     }
 }
+
+/// `method = "l0"`.
+pub fn build(c: &crate::PruningConfig, _b: &crate::registry::BuildContext) -> Result<Box<dyn crate::Pruner>, String> {
+    Ok(Box::new(L0::new(c.lambda_or(125.0)?, c.scores_lr_or(0.1)?)))
+}

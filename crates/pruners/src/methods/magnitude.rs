@@ -62,3 +62,8 @@ impl Pruner for Magnitude {
         self.schedule.density(step)
     }
 }
+
+/// `method = "magnitude"`.
+pub fn build(c: &crate::PruningConfig, b: &crate::registry::BuildContext) -> Result<Box<dyn crate::Pruner>, String> {
+    Ok(Box::new(Magnitude::new(b.schedule, c.scope).with_granularity(c.granularity)))
+}

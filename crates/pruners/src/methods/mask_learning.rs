@@ -279,3 +279,8 @@ impl Pruner for MaskLearning {
         1.0 - self.expected_sparsity
     }
 }
+
+/// `method = "mask_learning"`.
+pub fn build(c: &crate::PruningConfig, b: &crate::registry::BuildContext) -> Result<Box<dyn crate::Pruner>, String> {
+    Ok(Box::new(MaskLearning::new(c.final_density, c.warmup_steps, c.cooldown_steps, b.total_steps, c.scores_lr_or(0.1)?, c.multipliers_lr()?)))
+}

@@ -277,3 +277,11 @@ impl Pruner for MiLayerwise {
         }
     }
 }
+
+/// `method = "mi_layerwise"`: the units are scored and removed at `warmup_steps`.
+pub fn build(c: &crate::PruningConfig, _b: &crate::registry::BuildContext) -> Result<Box<dyn crate::Pruner>, String> {
+    if c.calibration_samples == 0 {
+        return Err("pruning.calibration_samples: expected at least 1".into());
+    }
+    Ok(Box::new(MiLayerwise::new(c.warmup_steps, c.final_density, c.calibration_samples, c.seed)))
+}

@@ -171,3 +171,8 @@ impl Pruner for MinimaxUniform {
         kept as f64 / total.max(1) as f64
     }
 }
+
+/// `method = "minimax_uniform"`.
+pub fn build(c: &crate::PruningConfig, b: &crate::registry::BuildContext) -> Result<Box<dyn crate::Pruner>, String> {
+    Ok(Box::new(MinimaxUniform::new(c.final_density, c.warmup_steps, c.cooldown_steps, b.total_steps, c.scores_lr_or(0.1)?, c.multipliers_lr()?)))
+}

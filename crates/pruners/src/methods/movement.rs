@@ -76,3 +76,13 @@ impl Pruner for Movement {
         self.schedule.density(step)
     }
 }
+
+/// `method = "movement"`.
+pub fn build(c: &crate::PruningConfig, b: &crate::registry::BuildContext) -> Result<Box<dyn crate::Pruner>, String> {
+    if let Some(at) = c.freeze_scores_at {
+        if at >= b.total_steps {
+            return Err(format!("pruning.freeze_scores_at ({at}) must be below the run's {} steps", b.total_steps));
+        }
+    }
+    Ok(Box::new(Movement::new(b.schedule, c.scope, c.scores_lr_or(1e-2)?).with_granularity(c.granularity).with_frozen_scores_from(c.freeze_scores_at)))
+}

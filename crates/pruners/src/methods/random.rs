@@ -73,3 +73,8 @@ impl Pruner for Random {
         self.schedule.density(step)
     }
 }
+
+/// `method = "random"`.
+pub fn build(c: &crate::PruningConfig, b: &crate::registry::BuildContext) -> Result<Box<dyn crate::Pruner>, String> {
+    Ok(Box::new(Random::new(b.schedule, c.seed)))
+}

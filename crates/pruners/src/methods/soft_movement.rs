@@ -108,3 +108,12 @@ impl Pruner for SoftMovement {
         self.measured_density
     }
 }
+
+/// `method = "soft_movement"`: τ rises on the cubic schedule to `final_threshold`.
+pub fn build(c: &crate::PruningConfig, b: &crate::registry::BuildContext) -> Result<Box<dyn crate::Pruner>, String> {
+    if !(c.final_threshold > 0.0 && c.final_threshold < 1.0) {
+        return Err(format!("pruning.final_threshold: expected a value in (0, 1), found {}", c.final_threshold));
+    }
+    let threshold = crate::CubicSchedule { initial_density: 0.0, final_density: c.final_threshold, ..b.schedule };
+    Ok(Box::new(SoftMovement::new(threshold, c.lambda_or(400.0)?, c.scores_lr_or(1e-2)?)))
+}

@@ -63,3 +63,8 @@ impl Criterion for Stade {
         self.applies(m).then(|| bias_correction(m, keep))
     }
 }
+
+/// `method = "stade"`.
+pub fn build(c: &crate::PruningConfig, b: &crate::registry::BuildContext) -> Result<Box<dyn crate::Pruner>, String> {
+    crate::registry::one_shot(c, b, Stade { layers: c.stade_layers.unwrap_or_default() })
+}
