@@ -6,6 +6,7 @@
 //! [`schedule`] (how much to keep at step t), [`mask`] (binarisers: top-k, the straight-through
 //! estimator) and [`stats`] (sparsity measured from the weights).
 
+pub mod calibration;
 pub mod gates;
 pub mod mask;
 pub mod methods;
@@ -64,6 +65,13 @@ pub trait Pruner: Send {
     }
     /// The activations asked for by `calibration_request`, on the evaluation copy's device.
     fn calibrate(&mut self, _model: &mut dyn PrunableModel, _acts: &models::UnitActivations) {}
+    /// Before step `step` (after `calibrate`, when both are asked): gradients accumulated over
+    /// training examples and/or a probe of the loss with units removed; `None` for most methods.
+    fn loss_request(&self, _step: usize) -> Option<calibration::LossRequest> {
+        None
+    }
+    /// What `loss_request` asked for.
+    fn calibrate_loss(&mut self, _model: &mut dyn PrunableModel, _data: &mut calibration::LossCalibration) {}
     /// Between backward and the optimizer step: change the gradients of the method's own
     /// parameters (e.g. negate the Lagrange multipliers' gradients, for gradient ascent).
     fn adjust_gradients(&self, _model: &dyn PrunableModel, _grads: &mut burn::optim::GradientsParams) {}

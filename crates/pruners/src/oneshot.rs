@@ -10,6 +10,7 @@
 //! (our design: Wanda's and STADE's LLM code recomputes each block's inputs after pruning the
 //! blocks below, sequentially; with a handful of encoder layers we take one pass).
 
+use crate::calibration::{AccumulatedGradients, LossCalibration, LossRequest};
 use crate::selection::{keep_mask, Comparison, NM};
 use crate::Pruner;
 use burn::module::Param;
@@ -25,6 +26,9 @@ pub struct MatrixView<'a> {
     pub dims: [usize; 2],
     pub inputs: &'a InputStats,
     pub reads_units: bool,
+    /// The mean gradient of the loss with respect to each weight over the calibration batches
+    /// (row-major), for criteria that ask for it ([`Criterion::needs_gradients`]).
+    pub gradient: Option<&'a [f32]>,
 }
 
 /// A scoring rule for one-shot pruning.
@@ -37,6 +41,11 @@ pub trait Criterion: Send {
     fn bias_correction(&self, _m: &MatrixView, _keep: &[f32]) -> Option<Vec<f32>> {
         None
     }
+    /// Whether the scores read `MatrixView::gradient` (the loop then accumulates the gradients
+    /// of the loss over the same calibration examples, after the input statistics).
+    fn needs_gradients(&self) -> bool {
+        false
+    }
 }
 
 pub struct OneShot<C: Criterion> {
@@ -47,11 +56,13 @@ pub struct OneShot<C: Criterion> {
     comparison: Comparison,
     nm: Option<NM>,
     masks: Option<Vec<Tensor<2>>>,
+    /// Input statistics held until the gradients arrive (criteria that need both).
+    inputs: Option<Vec<InputStats>>,
 }
 
 impl<C: Criterion> OneShot<C> {
     pub fn new(criterion: C, prune_step: usize, density: f64, calibration_samples: usize, comparison: Comparison, nm: Option<NM>) -> Self {
-        Self { criterion, prune_step, density, calibration_samples, comparison, nm, masks: None }
+        Self { criterion, prune_step, density, calibration_samples, comparison, nm, masks: None, inputs: None }
     }
 }
 
@@ -65,25 +76,19 @@ pub fn reads_units(model: &dyn PrunableModel) -> Vec<bool> {
     (0..model.prunable_layers().len()).map(|m| groups.iter().any(|g| g.members.contains(&(m, Axis::Cols)))).collect()
 }
 
-impl<C: Criterion> Pruner for OneShot<C> {
-    fn name(&self) -> &'static str {
-        self.criterion.name()
-    }
-
-    fn calibration_request(&self, step: usize) -> Option<usize> {
-        (step == self.prune_step && self.masks.is_none()).then_some(self.calibration_samples)
-    }
-
-    fn calibrate(&mut self, model: &mut dyn PrunableModel, acts: &UnitActivations) {
+impl<C: Criterion> OneShot<C> {
+    /// Scores every matrix, removes its share, corrects the biases: the one-shot removal.
+    fn prune(&mut self, model: &mut dyn PrunableModel, inputs: &[InputStats], grads: Option<&AccumulatedGradients>) {
         let second = reads_units(model);
-        assert_eq!(acts.inputs.len(), second.len(), "one input statistic per prunable matrix");
+        assert_eq!(inputs.len(), second.len(), "one input statistic per prunable matrix");
         let sparsity = 1.0 - self.density; // (ignored under N:M)
         let mut masks = Vec::new();
         for (m, (_, layer)) in model.prunable_layers_mut().into_iter().enumerate() {
             let device = layer.weight.val().device();
             let dims = layer.dims();
             let w = host(layer.weight.val());
-            let view = MatrixView { weight: &w, dims, inputs: &acts.inputs[m], reads_units: second[m] };
+            let gradient = grads.map(|g| host(g.mean(m)));
+            let view = MatrixView { weight: &w, dims, inputs: &inputs[m], reads_units: second[m], gradient: gradient.as_deref() };
             let keep = keep_mask(&self.criterion.scores(&view), dims, sparsity, self.comparison, self.nm);
             if let Some(delta) = self.criterion.bias_correction(&view, &keep) {
                 let delta = Tensor::<1>::from_data(TensorData::new(delta, [dims[0]]), &device);
@@ -105,6 +110,35 @@ impl<C: Criterion> Pruner for OneShot<C> {
             masks.push(Tensor::<2>::from_data(TensorData::new(keep, dims), &device));
         }
         self.masks = Some(masks);
+    }
+}
+
+impl<C: Criterion> Pruner for OneShot<C> {
+    fn name(&self) -> &'static str {
+        self.criterion.name()
+    }
+
+    fn calibration_request(&self, step: usize) -> Option<usize> {
+        (step == self.prune_step && self.masks.is_none()).then_some(self.calibration_samples)
+    }
+
+    fn calibrate(&mut self, model: &mut dyn PrunableModel, acts: &UnitActivations) {
+        if self.criterion.needs_gradients() {
+            self.inputs = Some(acts.inputs.clone());
+        } else {
+            self.prune(model, &acts.inputs, None);
+        }
+    }
+
+    fn loss_request(&self, step: usize) -> Option<LossRequest> {
+        (self.criterion.needs_gradients() && step == self.prune_step && self.masks.is_none()).then_some(LossRequest { examples: self.calibration_samples, gradients: true })
+    }
+
+    fn calibrate_loss(&mut self, model: &mut dyn PrunableModel, data: &mut LossCalibration) {
+        let name = self.criterion.name();
+        let inputs = self.inputs.take().unwrap_or_else(|| panic!("{name}: the trainer must calibrate the inputs before the gradients"));
+        let grads = data.gradients.as_ref().unwrap_or_else(|| panic!("{name}: asked for gradients, got none"));
+        self.prune(model, &inputs, Some(grads));
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {

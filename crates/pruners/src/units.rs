@@ -7,7 +7,7 @@
 //! mask is then expanded to the rows and columns each unit owns.
 
 use burn::tensor::{Tensor, TensorData};
-use models::{Axis, UnitGroup};
+use models::{Axis, PrunableModel, UnitGroup};
 
 /// Score per unit of `group`, `[count]`: the sum of `scores` over the unit's slices.
 pub fn unit_scores(group: &UnitGroup, scores: &[Tensor<2>]) -> Tensor<1> {
@@ -60,4 +60,34 @@ pub fn unit_masks(groups: &[UnitGroup], scores: &[Tensor<2>], density: f64) -> V
         }
     }
     masks.into_iter().zip(scores).map(|(m, s)| m.unwrap_or_else(|| Tensor::ones(s.dims(), &s.device()))).collect()
+}
+
+/// Takes units out of a model through its masks: every slice that unit `u` of group `g` owns
+/// (`removed` holds `(g, u)`, `g` indexing `unit_groups()`) is multiplied by 0, on top of the
+/// masks already set. A removed unit then contributes nothing downstream (its columns in the
+/// output-side matrix are zero), whatever its biases.
+pub fn remove_units(model: &mut dyn PrunableModel, removed: &[(usize, usize)]) {
+    if removed.is_empty() {
+        return;
+    }
+    let groups = model.unit_groups();
+    let mut keep: Vec<Option<Vec<f32>>> = vec![None; groups.len()];
+    for &(g, u) in removed {
+        keep[g].get_or_insert_with(|| vec![1.0; groups[g].count])[u] = 0.0;
+    }
+    let mut layers = model.prunable_layers_mut();
+    for (g, k) in keep.into_iter().enumerate() {
+        let Some(k) = k else { continue };
+        let group = &groups[g];
+        for &(m, axis) in &group.members {
+            let layer = &mut layers[m].1;
+            let device = layer.weight.val().device();
+            let unit = Tensor::<1>::from_data(TensorData::new(k.clone(), [group.count]), &device);
+            let mask = expand(&unit, group.width, axis, layer.dims());
+            layer.mask = Some(match layer.mask.take() {
+                Some(old) => old * mask,
+                None => mask,
+            });
+        }
+    }
 }

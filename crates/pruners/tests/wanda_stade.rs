@@ -46,7 +46,7 @@ fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
 #[test]
 fn wanda_hand_case_keeps_the_small_weight_on_the_large_input() {
     let s = stats();
-    let view = MatrixView { weight: &W, dims: [2, 4], inputs: &s, reads_units: false };
+    let view = MatrixView { weight: &W, dims: [2, 4], inputs: &s, reads_units: false, gradient: None };
     let scores = wanda::scores(&view);
     let r2 = 2f32.sqrt();
     assert!(close(&scores, &[r2, 0.0, 2.0, 2.0 * r2, 0.5 * r2, 0.0, 3.0, 3.0 * r2], 1e-5), "{scores:?}");
@@ -66,7 +66,7 @@ fn stade_hand_case_reproduces_the_dense_outputs_exactly() {
     let s = stats();
     assert_eq!(s.means(), vec![1.0, 0.0, 5.0, 1.0]);
     assert_eq!(s.variances(), vec![0.0, 0.0, 50.0, 0.0]);
-    let view = MatrixView { weight: &W, dims: [2, 4], inputs: &s, reads_units: true };
+    let view = MatrixView { weight: &W, dims: [2, 4], inputs: &s, reads_units: true, gradient: None };
     let scores = stade::scores(&view);
     assert!(close(&scores, &[0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 4.5, 0.0], 1e-5), "{scores:?}");
     let keep = keep_mask(&scores, [2, 4], 0.5, Comparison::Row, None);
@@ -100,7 +100,7 @@ fn scaling_the_inputs_leaves_wanda_alone_and_zero_mean_inputs_make_stade_wanda()
     let xv: Vec<f32> = (0..600).map(|i| (i % 12) as f32 - 5.0 + noise[i] * (1.0 + (i % 12 % 3) as f32)).collect();
     let x = Tensor::<2>::from_data(TensorData::new(xv, [50, 12]), &cpu());
     let w = lcg(2, 72);
-    let mask = |s: &InputStats, f: fn(&MatrixView) -> Vec<f32>| keep_mask(&f(&MatrixView { weight: &w, dims: [6, 12], inputs: s, reads_units: true }), [6, 12], 0.5, Comparison::Row, None);
+    let mask = |s: &InputStats, f: fn(&MatrixView) -> Vec<f32>| keep_mask(&f(&MatrixView { weight: &w, dims: [6, 12], inputs: s, reads_units: true, gradient: None }), [6, 12], 0.5, Comparison::Row, None);
     let base = mask(&InputStats::of(x.clone()), wanda::scores);
     assert_eq!(mask(&InputStats::of(x.clone() * 7.5), wanda::scores), base);
     let centred = x.clone() - x.clone().mean_dim(0);
@@ -117,7 +117,7 @@ fn a_constant_input_is_pruned_first_and_absorbed_into_the_bias() {
     x = x.slice_assign([0..40, 2..3], Tensor::full([40, 1], 3.0, &d));
     let w: Vec<f32> = Tensor::<2>::random([4, 6], Distribution::Normal(0.0, 1.0), &d).to_data().try_to_vec().unwrap();
     let s = InputStats::of(x);
-    let view = MatrixView { weight: &w, dims: [4, 6], inputs: &s, reads_units: true };
+    let view = MatrixView { weight: &w, dims: [4, 6], inputs: &s, reads_units: true, gradient: None };
     let keep = keep_mask(&stade::scores(&view), [4, 6], 1.0 / 6.0, Comparison::Row, None);
     for r in 0..4 {
         assert_eq!(keep[r * 6 + 2], 0.0, "row {r}: the constant column goes first");

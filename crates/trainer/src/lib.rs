@@ -5,6 +5,7 @@
 //! strings them together is [`train_loop`].
 
 pub mod bench;
+pub mod calibrate;
 pub mod checkpoint;
 pub mod data;
 pub mod device;

@@ -419,6 +419,16 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
             pruner.calibrate(&mut model, &models::UnitActivations::concat(parts));
             bar.suspend(|| tracing::info!("step {step}: {} scored the units on {} calibration examples in {:.1}s", pruner.name(), calib.len(), cs.elapsed().as_secs_f64()));
         }
+        if let Some(req) = pruner.loss_request(step) {
+            // Gradients and/or a removal probe on the first n training examples, masks as the
+            // previous step left them.
+            let cs = Instant::now();
+            let calib: Vec<usize> = (0..req.examples.min(n_train)).collect();
+            let gradients = req.gradients.then(|| crate::calibrate::accumulate_gradients(task, &model, &calib, t.batch_size, &train_device));
+            let mut probe = crate::calibrate::TaskProbe { task, model: model.valid(), idx: calib.clone(), batch: t.eval_batch_size, device: device.clone() };
+            pruner.calibrate_loss(&mut model, &mut pruners::calibration::LossCalibration { gradients, probe: &mut probe });
+            bar.suspend(|| tracing::info!("step {step}: {} calibrated on the loss of {} examples in {:.1}s", pruner.name(), calib.len(), cs.elapsed().as_secs_f64()));
+        }
         pruner.apply_masks(&mut model, step);
         let (logits, labels) = task.forward(&model, Split::Train, &idx, &train_device);
         let task_loss = match fair {
