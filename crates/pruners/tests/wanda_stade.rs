@@ -5,7 +5,7 @@
 use burn::module::Param;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use models::{BertConfig, BertForSequenceClassification, InputStats, Mlp, MlpConfig, PrunableModel};
-use pruners::methods::{stade, wanda};
+use pruners::methods::{stade, taylor, wanda};
 use pruners::oneshot::MatrixView;
 use pruners::selection::{keep_mask, Comparison, NM};
 use pruners::PruningConfig;
@@ -214,4 +214,21 @@ fn two_four_on_bert_zeroes_exactly_two_of_every_four_and_stade_corrects_only_sec
     assert!(err.contains("pruning.n_m"), "{err}");
     let err = config("method = \"wanda\"\nfinal_density = 0.5\nstade_layers = \"all\"").build(10).err().unwrap();
     assert!(err.contains("pruning.stade_layers"), "{err}");
+}
+
+/// Taylor by hand: W = [[1, −2], [3, 0.5]], mean gradient [[0.5, 0.1], [−0.1, 2]] →
+/// |W·g| = [[0.5, 0.2], [0.3, 1.0]]; per row the larger stays (row 0 column 0, row 1 column 1),
+/// though |W| alone would keep row 0's −2 and row 1's 3.
+#[test]
+fn taylor_scores_a_weight_by_its_first_order_loss_change() {
+    let w = [1.0, -2.0, 3.0, 0.5];
+    let g = [0.5, 0.1, -0.1, 2.0];
+    let s = InputStats::of(Tensor::<2>::from_data(TensorData::new(vec![1.0f32; 2], [1, 2]), &cpu()));
+    let view = MatrixView { weight: &w, dims: [2, 2], inputs: &s, reads_units: false, gradient: Some(&g) };
+    let scores = taylor::scores(&view);
+    for (got, want) in scores.iter().zip([0.5f32, 0.2, 0.3, 1.0]) {
+        assert!((got - want).abs() < 1e-7, "{scores:?}");
+    }
+    assert_eq!(keep_mask(&scores, [2, 2], 0.5, Comparison::Row, None), vec![1.0, 0.0, 0.0, 1.0]);
+    assert_eq!(keep_mask(&w.map(f32::abs), [2, 2], 0.5, Comparison::Row, None), vec![0.0, 1.0, 1.0, 0.0]);
 }

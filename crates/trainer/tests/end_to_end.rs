@@ -382,15 +382,15 @@ fn movement_masks_do_not_depend_on_the_scores_learning_rate() {
     assert!((results[0].0 - results[1].0).abs() < 1e-6, "test loss {} vs {}", results[0].0, results[1].0);
 }
 
-/// Wanda and STADE through the loop: the trainer calibrates them at `warmup_steps` (the same
-/// hook as MI), every row keeps exactly its share, the summary reports the target, and the
+/// Wanda, STADE and Taylor through the loop: the trainer calibrates them at `warmup_steps` (the
+/// same hook as MI; Taylor also gets the gradients it asks for), every row keeps exactly its share, the summary reports the target, and the
 /// saved model reloads with the same predictions (STADE's corrected biases included).
 #[test]
 fn one_shot_wanda_and_stade_prune_every_row_by_its_share_in_the_loop() {
     let (ckpt, data, out) = (tmp("oneshot-ckpt"), tmp("oneshot-data"), tmp("oneshot-out"));
     write_checkpoint(&ckpt);
     write_tsvs(&data);
-    for (method, extra) in [("wanda", ""), ("stade", ""), ("wanda", "2:4")] {
+    for (method, extra) in [("wanda", ""), ("stade", ""), ("wanda", "2:4"), ("taylor", "")] {
         let out = out.join(format!("{method}{}", extra.replace(':', "-")));
         let mut exp = experiment(&ckpt, &data, &out, method);
         exp.pruning.calibration_samples = 20;

@@ -12,3 +12,4 @@ pub mod minimax_uniform;
 pub mod wanda;
 pub mod stade;
 pub mod oneshot_magnitude;
+pub mod taylor;
