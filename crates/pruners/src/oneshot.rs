@@ -12,6 +12,7 @@
 
 use crate::calibration::{AccumulatedGradients, LossCalibration, LossRequest};
 use crate::selection::{keep_mask, Comparison, NM};
+use crate::Granularity;
 use crate::Pruner;
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
@@ -46,6 +47,21 @@ pub trait Criterion: Send {
     fn needs_gradients(&self) -> bool {
         false
     }
+    /// With `granularity = "unit"`: which of a unit's slices its score sums. Default: all of
+    /// them (rows it produces and columns it feeds), each weight scored by this criterion.
+    fn unit_score_members(&self) -> UnitScoreMembers {
+        UnitScoreMembers::All
+    }
+}
+
+/// Which slices of a unit make up its score (structured one-shot pruning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitScoreMembers {
+    /// Every slice the unit owns.
+    All,
+    /// Only the columns it feeds in the output-side matrix: what the next layer loses when the
+    /// unit goes (STADE: `Σ_i W_ij²·Var(x_j)`, the error left after its mean is folded in).
+    OutputSide,
 }
 
 pub struct OneShot<C: Criterion> {
@@ -58,11 +74,21 @@ pub struct OneShot<C: Criterion> {
     masks: Option<Vec<Tensor<2>>>,
     /// Input statistics held until the gradients arrive (criteria that need both).
     inputs: Option<Vec<InputStats>>,
+    /// Single weights, or whole units (each unit group keeps `kept_units(count, density)`).
+    granularity: Granularity,
 }
 
 impl<C: Criterion> OneShot<C> {
     pub fn new(criterion: C, prune_step: usize, density: f64, calibration_samples: usize, comparison: Comparison, nm: Option<NM>) -> Self {
-        Self { criterion, prune_step, density, calibration_samples, comparison, nm, masks: None, inputs: None }
+        Self { criterion, prune_step, density, calibration_samples, comparison, nm, masks: None, inputs: None, granularity: Granularity::Weight }
+    }
+
+    /// Whole units instead of single weights: a unit's score is the sum of its weights' scores
+    /// (over the slices [`Criterion::unit_score_members`] names), every unit group keeps the
+    /// same fraction, and the bias correction sees the removed units' slices.
+    pub fn with_granularity(mut self, granularity: Granularity) -> Self {
+        self.granularity = granularity;
+        self
     }
 }
 
@@ -82,14 +108,40 @@ impl<C: Criterion> OneShot<C> {
         let second = reads_units(model);
         assert_eq!(inputs.len(), second.len(), "one input statistic per prunable matrix");
         let sparsity = 1.0 - self.density; // (ignored under N:M)
+        let weights: Vec<Vec<f32>> = model.prunable_layers().iter().map(|(_, l)| host(l.weight.val())).collect();
+        let gradients: Vec<Option<Vec<f32>>> = (0..weights.len()).map(|m| grads.map(|g| host(g.mean(m)))).collect();
+        let dims: Vec<[usize; 2]> = model.prunable_layers().iter().map(|(_, l)| l.dims()).collect();
+        let view = |m: usize| MatrixView { weight: &weights[m], dims: dims[m], inputs: &inputs[m], reads_units: second[m], gradient: gradients[m].as_deref() };
+        // Whole units: one keep mask per matrix from the unit scores.
+        let unit_keep: Option<Vec<Vec<f32>>> = (self.granularity == Granularity::Unit).then(|| {
+            let device = model.prunable_layers()[0].1.weight.val().device();
+            let scores: Vec<Tensor<2>> = (0..weights.len()).map(|m| Tensor::from_data(TensorData::new(self.criterion.scores(&view(m)), dims[m]), &device)).collect();
+            let mut keep: Vec<Vec<f32>> = dims.iter().map(|d| vec![1.0; d[0] * d[1]]).collect();
+            for g in model.unit_groups() {
+                let mut scoring = g.clone();
+                if self.criterion.unit_score_members() == UnitScoreMembers::OutputSide {
+                    scoring.members.retain(|(_, axis)| *axis == Axis::Cols);
+                }
+                let s = host(crate::units::unit_scores(&scoring, &scores));
+                let kept = crate::units::keep_best(&s, crate::units::kept_units(g.count, self.density));
+                let kept = Tensor::<1>::from_data(TensorData::new(kept, [g.count]), &device);
+                for &(m, axis) in &g.members {
+                    for (k, e) in keep[m].iter_mut().zip(host(crate::units::expand(&kept, g.width, axis, dims[m]))) {
+                        *k *= e;
+                    }
+                }
+            }
+            keep
+        });
         let mut masks = Vec::new();
         for (m, (_, layer)) in model.prunable_layers_mut().into_iter().enumerate() {
             let device = layer.weight.val().device();
-            let dims = layer.dims();
-            let w = host(layer.weight.val());
-            let gradient = grads.map(|g| host(g.mean(m)));
-            let view = MatrixView { weight: &w, dims, inputs: &inputs[m], reads_units: second[m], gradient: gradient.as_deref() };
-            let keep = keep_mask(&self.criterion.scores(&view), dims, sparsity, self.comparison, self.nm);
+            let dims = dims[m];
+            let view = view(m);
+            let keep = match &unit_keep {
+                Some(k) => k[m].clone(),
+                None => keep_mask(&self.criterion.scores(&view), dims, sparsity, self.comparison, self.nm),
+            };
             if let Some(delta) = self.criterion.bias_correction(&view, &keep) {
                 let delta = Tensor::<1>::from_data(TensorData::new(delta, [dims[0]]), &device);
                 // A new leaf with the same parameter id (the optimizer's state stays attached):

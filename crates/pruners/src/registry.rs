@@ -50,7 +50,7 @@ pub const METHOD_KEYS: &[&str] =
 
 const TOPK: &[&str] = &["scope", "granularity"];
 const LEARNED: &[&str] = &["scores_lr", "multipliers_lr"];
-const ONE_SHOT: &[&str] = &["calibration_samples", "comparison", "n_m"];
+const ONE_SHOT: &[&str] = &["calibration_samples", "comparison", "n_m", "granularity"];
 
 #[rustfmt::skip]
 pub const METHODS: &[MethodSpec] = &[
@@ -64,7 +64,7 @@ pub const METHODS: &[MethodSpec] = &[
     MethodSpec { name: "mask_learning", about: "hard-concrete gates on heads, neurons and blocks to a target (CoFiPruning)", target: Target::Density, structured: true, keys: LEARNED, build: methods::mask_learning::build },
     MethodSpec { name: "minimax_uniform", about: "hard-concrete gates, the same shape in every layer, minimax (MaskPrune)", target: Target::Density, structured: true, keys: LEARNED, build: methods::minimax_uniform::build },
     MethodSpec { name: "wanda", about: "one-shot |W|·‖X‖ from calibration inputs (Wanda)", target: Target::Density, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::wanda::Wanda) },
-    MethodSpec { name: "stade", about: "one-shot W²·Var(X), the mean folded into the bias (STADE)", target: Target::Density, structured: false, keys: &["calibration_samples", "comparison", "n_m", "stade_layers"], build: methods::stade::build },
+    MethodSpec { name: "stade", about: "one-shot W²·Var(X), the mean folded into the bias (STADE)", target: Target::Density, structured: false, keys: &["calibration_samples", "comparison", "n_m", "granularity", "stade_layers"], build: methods::stade::build },
     MethodSpec { name: "oneshot_magnitude", about: "one-shot |W| with the one-shot selections", target: Target::Density, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::oneshot_magnitude::OneShotMagnitude) },
     MethodSpec { name: "taylor", about: "one-shot |W·∂L/∂W| from gradients over calibration batches (Molchanov et al. 2019)", target: Target::Density, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::taylor::Taylor) },
 ];
@@ -89,7 +89,14 @@ pub fn one_shot<C: Criterion + 'static>(c: &PruningConfig, b: &BuildContext, cri
     if c.calibration_samples == 0 {
         return Err("pruning.calibration_samples: expected at least 1".into());
     }
-    Ok(Box::new(OneShot::new(criterion, c.warmup_steps, c.final_density, c.calibration_samples, c.comparison.unwrap_or_default(), b.nm)))
+    if c.granularity == crate::Granularity::Unit {
+        for (key, set) in [("comparison", c.comparison.is_some()), ("n_m", c.n_m.is_some())] {
+            if set {
+                return Err(format!("pruning.{key} selects single weights; with pruning.granularity = \"unit\" every unit group keeps final_density of its units"));
+            }
+        }
+    }
+    Ok(Box::new(OneShot::new(criterion, c.warmup_steps, c.final_density, c.calibration_samples, c.comparison.unwrap_or_default(), b.nm).with_granularity(c.granularity)))
 }
 
 #[cfg(test)]

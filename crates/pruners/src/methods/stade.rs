@@ -9,9 +9,14 @@
 //! that read unit activations (attention output, FFN output; an MLP's layers after the first)
 //! and Wanda to the others (Q, K, V, FFN input); `All` applies it to every matrix (the later
 //! code's `stade`).
+//!
+//! Structured (`granularity = "unit"`, our extension): a head or neuron is scored on the
+//! columns it feeds, `Σ_{i, j ∈ unit} W_ij²·Var(x_j)`, each unit group keeps its share, and a
+//! removed unit's mean output goes into the next layer's bias (the same correction, over whole
+//! columns), so the compacted model computes what the masked one did.
 
 use crate::methods::wanda;
-use crate::oneshot::{Criterion, MatrixView};
+use crate::oneshot::{Criterion, MatrixView, UnitScoreMembers};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -61,6 +66,11 @@ impl Criterion for Stade {
     }
     fn bias_correction(&self, m: &MatrixView, keep: &[f32]) -> Option<Vec<f32>> {
         self.applies(m).then(|| bias_correction(m, keep))
+    }
+    /// Structured: a unit's score is what its removal leaves in the next layer once its mean is
+    /// folded into that layer's bias, `Σ_i W_ij²·Var(x_j)` over its columns.
+    fn unit_score_members(&self) -> UnitScoreMembers {
+        UnitScoreMembers::OutputSide
     }
 }
 
