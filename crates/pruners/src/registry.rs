@@ -27,6 +27,9 @@ pub struct MethodSpec {
     /// One line for error messages and listings.
     pub about: &'static str,
     pub target: Target,
+    /// It prunes in one step from calibration data (at `warmup_steps`), so it also runs with
+    /// no training at all (`train.epochs = 0`, `trainer prune`).
+    pub one_shot: bool,
     /// It removes whole units and the run ends in a compacted model (always, or with
     /// `granularity = "unit"`: see [`PruningConfig::is_structured`]).
     pub structured: bool,
@@ -54,19 +57,19 @@ const ONE_SHOT: &[&str] = &["calibration_samples", "comparison", "n_m", "granula
 
 #[rustfmt::skip]
 pub const METHODS: &[MethodSpec] = &[
-    MethodSpec { name: "none", about: "no pruning (the dense reference)", target: Target::Dense, structured: false, keys: &[], build: |_, _| Ok(Box::new(methods::dense::Dense)) },
-    MethodSpec { name: "magnitude", about: "|W| top-k on the cubic schedule", target: Target::Density, structured: false, keys: TOPK, build: methods::magnitude::build },
-    MethodSpec { name: "movement", about: "learned movement scores, top-k on the cubic schedule (Sanh et al. 2020)", target: Target::Density, structured: false, keys: &["scope", "granularity", "scores_lr", "freeze_scores_at"], build: methods::movement::build },
-    MethodSpec { name: "soft_movement", about: "movement scores thresholded, L1 on σ(S)", target: Target::Outcome, structured: false, keys: &["scores_lr", "final_threshold", "lambda"], build: methods::soft_movement::build },
-    MethodSpec { name: "l0", about: "hard-concrete masks on weights with an L0 penalty (Louizos et al. 2018)", target: Target::Outcome, structured: false, keys: &["scores_lr", "lambda"], build: methods::l0::build },
-    MethodSpec { name: "random", about: "random scores on the cubic schedule (control)", target: Target::Density, structured: false, keys: &[], build: methods::random::build },
-    MethodSpec { name: "mi_layerwise", about: "heads and neurons by mutual information, layer by layer from the top", target: Target::Density, structured: true, keys: &["calibration_samples", "granularity"], build: methods::mi_layerwise::build },
-    MethodSpec { name: "mask_learning", about: "hard-concrete gates on heads, neurons and blocks to a target (CoFiPruning)", target: Target::Density, structured: true, keys: LEARNED, build: methods::mask_learning::build },
-    MethodSpec { name: "minimax_uniform", about: "hard-concrete gates, the same shape in every layer, minimax (MaskPrune)", target: Target::Density, structured: true, keys: LEARNED, build: methods::minimax_uniform::build },
-    MethodSpec { name: "wanda", about: "one-shot |W|·‖X‖ from calibration inputs (Wanda)", target: Target::Density, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::wanda::Wanda) },
-    MethodSpec { name: "stade", about: "one-shot W²·Var(X), the mean folded into the bias (STADE)", target: Target::Density, structured: false, keys: &["calibration_samples", "comparison", "n_m", "granularity", "stade_layers"], build: methods::stade::build },
-    MethodSpec { name: "oneshot_magnitude", about: "one-shot |W| with the one-shot selections", target: Target::Density, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::oneshot_magnitude::OneShotMagnitude) },
-    MethodSpec { name: "taylor", about: "one-shot |W·∂L/∂W| from gradients over calibration batches (Molchanov et al. 2019)", target: Target::Density, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::taylor::Taylor) },
+    MethodSpec { name: "none", about: "no pruning (the dense reference)", target: Target::Dense, one_shot: false, structured: false, keys: &[], build: |_, _| Ok(Box::new(methods::dense::Dense)) },
+    MethodSpec { name: "magnitude", about: "|W| top-k on the cubic schedule", target: Target::Density, one_shot: false, structured: false, keys: TOPK, build: methods::magnitude::build },
+    MethodSpec { name: "movement", about: "learned movement scores, top-k on the cubic schedule (Sanh et al. 2020)", target: Target::Density, one_shot: false, structured: false, keys: &["scope", "granularity", "scores_lr", "freeze_scores_at"], build: methods::movement::build },
+    MethodSpec { name: "soft_movement", about: "movement scores thresholded, L1 on σ(S)", target: Target::Outcome, one_shot: false, structured: false, keys: &["scores_lr", "final_threshold", "lambda"], build: methods::soft_movement::build },
+    MethodSpec { name: "l0", about: "hard-concrete masks on weights with an L0 penalty (Louizos et al. 2018)", target: Target::Outcome, one_shot: false, structured: false, keys: &["scores_lr", "lambda"], build: methods::l0::build },
+    MethodSpec { name: "random", about: "random scores on the cubic schedule (control)", target: Target::Density, one_shot: false, structured: false, keys: &[], build: methods::random::build },
+    MethodSpec { name: "mi_layerwise", about: "heads and neurons by mutual information, layer by layer from the top", target: Target::Density, one_shot: true, structured: true, keys: &["calibration_samples", "granularity"], build: methods::mi_layerwise::build },
+    MethodSpec { name: "mask_learning", about: "hard-concrete gates on heads, neurons and blocks to a target (CoFiPruning)", target: Target::Density, one_shot: false, structured: true, keys: LEARNED, build: methods::mask_learning::build },
+    MethodSpec { name: "minimax_uniform", about: "hard-concrete gates, the same shape in every layer, minimax (MaskPrune)", target: Target::Density, one_shot: false, structured: true, keys: LEARNED, build: methods::minimax_uniform::build },
+    MethodSpec { name: "wanda", about: "one-shot |W|·‖X‖ from calibration inputs (Wanda)", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::wanda::Wanda) },
+    MethodSpec { name: "stade", about: "one-shot W²·Var(X), the mean folded into the bias (STADE)", target: Target::Density, one_shot: true, structured: false, keys: &["calibration_samples", "comparison", "n_m", "granularity", "stade_layers"], build: methods::stade::build },
+    MethodSpec { name: "oneshot_magnitude", about: "one-shot |W| with the one-shot selections", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::oneshot_magnitude::OneShotMagnitude) },
+    MethodSpec { name: "taylor", about: "one-shot |W·∂L/∂W| from gradients over calibration batches (Molchanov et al. 2019)", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::taylor::Taylor) },
 ];
 
 /// The method called `name`.

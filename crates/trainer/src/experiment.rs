@@ -317,7 +317,9 @@ pub enum GradClipping {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSection {
-    /// Passes over the training set (the step count is epochs × batches per epoch).
+    /// Passes over the training set (the step count is epochs × batches per epoch). 0: no
+    /// training — a one-shot method calibrates and prunes the model as loaded, at step 0, and
+    /// no weight is updated (what `trainer prune` runs).
     pub epochs: f64,
     pub batch_size: usize,
     /// Learning rate of the model weights (peak, after warm-up).
@@ -421,8 +423,25 @@ impl Experiment {
     /// Range checks that serde cannot express; errors name the key.
     pub fn validate(&self) -> Result<(), String> {
         let t = &self.train;
-        if !(t.epochs > 0.0 && t.epochs.is_finite()) {
-            return Err(format!("train.epochs: expected a positive number, found {}", t.epochs));
+        if !(t.epochs >= 0.0 && t.epochs.is_finite()) {
+            return Err(format!("train.epochs: expected a number >= 0, found {}", t.epochs));
+        }
+        if t.epochs == 0.0 {
+            let spec = self.pruning.method.spec();
+            if !spec.one_shot {
+                let one_shot: Vec<&str> = pruners::registry::METHODS.iter().filter(|m| m.one_shot).map(|m| m.name).collect();
+                return Err(format!(
+                    "train.epochs = 0 (no training) prunes in one shot; pruning.method = \"{}\" prunes over training steps. One-shot methods: {}",
+                    spec.name,
+                    one_shot.join(", ")
+                ));
+            }
+            if self.pruning.warmup_steps != 0 {
+                return Err(format!("train.epochs = 0 (no training): pruning.warmup_steps must be 0, found {}", self.pruning.warmup_steps));
+            }
+            if self.distillation.as_ref().is_some_and(|d| d.enabled) {
+                return Err("train.epochs = 0 (no training): distillation has nothing to train; remove [distillation] or set enabled = false".into());
+            }
         }
         if t.batch_size == 0 {
             return Err("train.batch_size: expected at least 1".into());

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod optim;
 pub mod parity;
 pub mod plots;
+pub mod prune;
 pub mod report;
 pub mod source;
 pub mod sweep;

@@ -7,10 +7,11 @@
 //! trainer bench --device cpu --batch-size 32 --seq-len 128
 //! trainer latency --device cpu --keep 0.5,0.25                  # dense vs compacted
 //! trainer sweep experiments/sweep_movement_paper.toml           # table.md + table.csv
+//! trainer prune runs/sst2_dense --method wanda --density 0.5     # one-shot, no retraining
 //! CUBECL_WGPU_DEFAULT_DEVICE=Cpu trainer gpu-check --device wgpu # CPU vs wgpu parity (JSON)
 //! ```
 
-use trainer::{bench, encode, experiment, gpu_check, latency, sweep, train_loop};
+use trainer::{bench, encode, experiment, gpu_check, latency, prune, sweep, train_loop};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -53,6 +54,10 @@ enum Command {
     /// GPU parity: the same model, gradients, optimizer steps, masks, compaction and
     /// checkpoint on the CPU and on a GPU device, compared (JSON).
     GpuCheck(gpu_check::GpuCheckArgs),
+    /// One-shot pruning of a fine-tuned model, no retraining (wanda, stade, taylor,
+    /// oneshot_magnitude, mi_layerwise): writes the pruned model and a summary with the
+    /// accuracy before and after.
+    Prune(prune::PruneArgs),
     /// Run a sweep file (a base experiment and its variants) and write table.md + table.csv.
     Sweep {
         /// Sweep file (TOML).
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => bench::main(args),
         Some(Command::Latency(args)) => latency::main(args),
         Some(Command::GpuCheck(args)) => gpu_check::main(args),
+        Some(Command::Prune(args)) => prune::main(args),
         Some(Command::Sweep { sweep: path, dry_run: true }) => sweep::dry_run(&path),
         Some(Command::Sweep { sweep: path, dry_run: false }) => sweep::run(&path).map(|rows| {
             let failed = rows.iter().filter(|r| r.error.is_some()).count();

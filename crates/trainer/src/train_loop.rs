@@ -41,6 +41,7 @@ pub struct Summary {
     pub distilled_from: Option<String>,
     /// `cross_entropy`, or `performance_weighted (beta B, gamma G, MODE)`.
     pub loss: String,
+    /// Optimizer steps taken (0 with `train.epochs = 0`: one-shot pruning, no training).
     pub steps: usize,
     pub epochs: f64,
     pub batch_size: usize,
@@ -284,6 +285,8 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
     let t = &exp.train;
     let steps_per_epoch = n_train.div_ceil(t.batch_size);
     let total_steps = ((steps_per_epoch as f64) * t.epochs).ceil().max(1.0) as usize;
+    // `train.epochs = 0`: one pass through step 0 (calibrate, prune, measure) and no update.
+    let no_training = t.epochs == 0.0;
     // → pruner
     let mut pruner: Box<dyn Pruner> = exp.pruning.build(total_steps)?;
     let mut model = model;
@@ -504,7 +507,9 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
         }
         pruner.adjust_gradients(&model, &mut grads);
         let lr = lr_sched.step();
-        model = optim.step(lr.clone(), model, grads);
+        if !no_training {
+            model = optim.step(lr.clone(), model, grads);
+        }
         pruner.after_step(&mut model, step);
         train_secs += st.elapsed().as_secs_f64();
         samples += idx.len();
@@ -611,7 +616,7 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
         target_density: exp.pruning.target_density(),
         distilled_from: distillation.map(|d| d.teacher.clone()),
         loss: loss_name(exp),
-        steps: total_steps,
+        steps: if no_training { 0 } else { total_steps },
         epochs: t.epochs,
         batch_size: t.batch_size,
         train_examples: n_train,
