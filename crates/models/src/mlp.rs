@@ -5,7 +5,7 @@
 
 use crate::linear::{Axis, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup, UnitKind};
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig};
+use crate::layers::Dropout;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -87,7 +87,7 @@ impl Mlp {
                 }
             })
             .collect();
-        Self { layers, dropout: DropoutConfig::new(c.dropout).init(), pruner_params: None }
+        Self { layers, dropout: Dropout::new(c.dropout), pruner_params: None }
     }
 
     /// The shapes of this model (after compaction, narrower hidden layers).

@@ -141,7 +141,7 @@ fn ops(args: &BenchArgs, device: &burn::tensor::Device, name: &str) -> Result<se
         let _ = (xga.clone() + xga.clone()).sum().backward();
     })?;
     record("add_ffn_sized", 0.0, fwd, fb);
-    let drop = burn::nn::DropoutConfig::new(0.1).init();
+    let drop = models::layers::Dropout::new(0.1);
     let fb = time_median(device, n, || {
         let _ = drop.forward(xga.clone()).sum().backward();
     })?;

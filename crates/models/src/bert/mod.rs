@@ -11,14 +11,13 @@ mod config;
 pub use config::{BertConfig, Pooling};
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::{gelu, softmax, tanh};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::init::HostRng;
-use crate::layers::{Embedding, LayerNorm};
+use crate::layers::{Dropout, Embedding, LayerNorm};
 use crate::linear::{Axis, PrunableLinear, PrunableModel, UnitGroup, UnitKind};
 
 /// GELU (exact, erf) with its exact gradient on every backend, as `torch.nn.functional.gelu`.
@@ -56,7 +55,7 @@ impl BertEmbeddings {
             position_embeddings: Embedding::new(c.max_position_embeddings, c.hidden_size, std, rng, device),
             token_type_embeddings: Embedding::new(c.type_vocab_size, c.hidden_size, std, rng, device),
             LayerNorm: LayerNorm::new(c.hidden_size, c.layer_norm_eps, device),
-            dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+            dropout: Dropout::new(c.hidden_dropout_prob),
         }
     }
 
@@ -158,14 +157,14 @@ impl BertLayer {
         let residual = |d_in, rng: &mut HostRng| BertResidualOutput {
             dense: PrunableLinear::new(d_in, hid, std, rng, device),
             LayerNorm: LayerNorm::new(hid, c.layer_norm_eps, device),
-            dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+            dropout: Dropout::new(c.hidden_dropout_prob),
         };
         // Drawn in the order of the fields (query, key, value, attention output, FFN in, out).
         let self_ = BertSelfAttention {
             query: PrunableLinear::new(hid, attn, std, rng, device),
             key: PrunableLinear::new(hid, attn, std, rng, device),
             value: PrunableLinear::new(hid, attn, std, rng, device),
-            dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
+            dropout: Dropout::new(c.attention_probs_dropout_prob),
             num_heads,
             head_dim,
         };
@@ -324,7 +323,7 @@ impl BertForSequenceClassification {
         let head = &mut HostRng::new(seed ^ 0x6865_6164_5F69_6E69);
         Self {
             bert: BertModel::new(c, seed, device),
-            dropout: DropoutConfig::new(dropout).init(),
+            dropout: Dropout::new(dropout),
             classifier: PrunableLinear::new(c.hidden_size, num_labels, c.initializer_range, head, device),
             mean_pooling: c.classifier_pooling == Some(Pooling::Mean),
             pruner_params: None,
