@@ -92,6 +92,25 @@ fn ops(args: &BenchArgs, device: &burn::tensor::Device, name: &str) -> Result<se
         })?;
         record(op, flops, fwd, fb);
     }
+    // The matmuls of a linear layer's backward, by operand layout: [rows, in]·[in, out] with
+    // both operands contiguous, the right one a transposed view, the left one a transposed view.
+    {
+        let (r, i, o) = (b * l, h, f);
+        let flops = 2.0 * (r * i * o) as f64;
+        let (x, w, wt, xt) = (rand2(r, i, device), rand2(i, o, device), rand2(o, i, device), rand2(i, r, device));
+        let t = time_median(device, n, || {
+            let _ = x.clone().matmul(w.clone());
+        })?;
+        record("matmul_contiguous", flops, t, f64::NAN);
+        let t = time_median(device, n, || {
+            let _ = x.clone().matmul(wt.clone().transpose());
+        })?;
+        record("matmul_rhs_transposed", flops, t, f64::NAN);
+        let t = time_median(device, n, || {
+            let _ = xt.clone().transpose().matmul(w.clone());
+        })?;
+        record("matmul_lhs_transposed", flops, t, f64::NAN);
+    }
     // Attention: scores = q·kᵀ, softmax, probs·v (the training path's explicit form).
     let flops = 2.0 * 2.0 * (b * heads * l * l * d) as f64;
     let (q, k, v) = (rand4([b, heads, l, d], device), rand4([b, heads, l, d], device), rand4([b, heads, l, d], device));
