@@ -222,6 +222,7 @@ pub fn select(choice: DeviceChoice) -> Result<Selected, String> {
             s
         }
         DeviceChoice::Cuda => cuda()?,
+        DeviceChoice::Libtorch => libtorch()?,
         DeviceChoice::Cpu | DeviceChoice::Flex => flex(),
         #[allow(deprecated)]
         DeviceChoice::Ndarray => Selected { device: Device::ndarray(), name: cpu_name("ndarray"), is_gpu: false, adapter: None },
@@ -237,7 +238,37 @@ fn cuda() -> Result<Selected, String> {
     Ok(Selected { device, name: format!("cuda: {name}"), is_gpu: true, adapter: None })
 }
 
+#[cfg(feature = "tch")]
+fn libtorch() -> Result<Selected, String> {
+    Ok(Selected { device: Device::libtorch(), name: cpu_name("libtorch"), is_gpu: false, adapter: None })
+}
+
+#[cfg(not(feature = "tch"))]
+fn libtorch() -> Result<Selected, String> {
+    Err("device = \"libtorch\": this binary was built without LibTorch; rebuild with `--features tch` (see crates/trainer/Cargo.toml), or use device = \"cpu\"".into())
+}
+
 #[cfg(not(feature = "cuda"))]
 fn cuda() -> Result<Selected, String> {
     Err("device = \"cuda\": this binary was built without CUDA; rebuild with `--features cuda` (needs network access at build time), or use device = \"wgpu\" or \"auto\"".into())
+}
+
+#[cfg(test)]
+mod optional_backends {
+    use super::*;
+
+    /// A binary built without an optional backend says which feature builds it, and no panic.
+    #[test]
+    fn backends_left_out_of_the_build_name_their_feature() {
+        #[cfg(not(feature = "tch"))]
+        {
+            let err = select(DeviceChoice::Libtorch).err().expect("an error without --features tch");
+            assert!(err.contains("libtorch") && err.contains("--features tch"), "{err}");
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let err = select(DeviceChoice::Cuda).err().expect("an error without --features cuda");
+            assert!(err.contains("--features cuda"), "{err}");
+        }
+    }
 }

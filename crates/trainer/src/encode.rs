@@ -23,7 +23,7 @@ pub struct EncodeArgs {
 impl clap::ValueEnum for crate::experiment::DeviceChoice {
     fn value_variants<'a>() -> &'a [Self] {
         use crate::experiment::DeviceChoice::*;
-        &[Auto, Gpu, Wgpu, Vulkan, Cuda, Cpu, Flex, Ndarray]
+        &[Auto, Gpu, Wgpu, Vulkan, Cuda, Cpu, Flex, Ndarray, Libtorch]
     }
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         use crate::experiment::DeviceChoice::*;
@@ -36,6 +36,7 @@ impl clap::ValueEnum for crate::experiment::DeviceChoice {
             Cpu => "cpu",
             Flex => "flex",
             Ndarray => "ndarray",
+            Libtorch => "libtorch",
         };
         Some(clap::builder::PossibleValue::new(name))
     }

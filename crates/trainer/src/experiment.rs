@@ -129,6 +129,8 @@ pub enum DeviceChoice {
     Cpu,
     Flex,
     Ndarray,
+    /// burn's LibTorch backend on the CPU (only in a binary built with `--features tch`).
+    Libtorch,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -29,7 +29,9 @@ use crate::linear::{Axis, PrunableLinear, PrunableModel, UnitGroup, UnitKind};
 /// overrides it with the exact derivative, so it keeps the fused op; elsewhere GELU is written as
 /// `x·½(1 + erf(x/√2))`, whose autodiff gradient (through erf's exact derivative) is exact.
 pub fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if x.device() == Device::flex() {
+    let d = x.device();
+    // flex and LibTorch differentiate GELU exactly; ndarray's and wgpu's backward is tanh's.
+    if d == Device::flex() || format!("{d:?}").contains("LibTorch") {
         gelu(x)
     } else {
         x.clone() * ((x / std::f64::consts::SQRT_2).erf() + 1.0) * 0.5
