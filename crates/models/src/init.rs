@@ -7,6 +7,17 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+/// SplitMix64's increment.
+pub const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function: a bijective 64-bit mix. `mix(seed + (i+1)·GOLDEN_GAMMA)` is the
+/// i-th draw of a generator started at `seed`, so draws can also be made out of order.
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// SplitMix64 (Steele, Lea & Flood 2014): 64-bit state, one add and three xor-shift-multiplies
 /// per draw.
 #[derive(Debug, Clone)]
@@ -18,11 +29,8 @@ impl HostRng {
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
+        mix(self.0)
     }
 
     /// Uniform on [0, 1), 53 bits.

@@ -101,10 +101,7 @@ impl Dropout {
         let scale = (1.0 / keep) as f32;
         let mut mask = vec![0.0f32; n];
         for (i, pair) in mask.chunks_mut(2).enumerate() {
-            let mut z = seed.wrapping_add((i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
+            let z = crate::init::mix(seed.wrapping_add((i as u64 + 1).wrapping_mul(crate::init::GOLDEN_GAMMA)));
             for (k, m) in pair.iter_mut().enumerate() {
                 let draw = (z >> (32 * k)) & 0xFFFF_FFFF;
                 *m = if draw < threshold { scale } else { 0.0 };

@@ -373,6 +373,9 @@ impl PruningConfig {
         if self.scope == Scope::Global && self.granularity == Granularity::Unit {
             return Err("pruning.granularity = \"unit\" keeps the same fraction of units in every layer; pruning.scope must be \"per_matrix\"".into());
         }
+        if spec.keys.contains(&"calibration_samples") && self.calibration_samples == 0 {
+            return Err("pruning.calibration_samples: expected at least 1".into());
+        }
         if spec.target != registry::Target::Dense && self.warmup_steps + self.cooldown_steps >= total_steps {
             return Err(format!(
                 "pruning.warmup_steps ({}) + pruning.cooldown_steps ({}) must be below the run's {} steps",

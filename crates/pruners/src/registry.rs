@@ -89,9 +89,6 @@ pub fn readers_of(key: &str) -> Vec<&'static str> {
 
 /// A one-shot criterion at `warmup_steps` with the config's selection.
 pub fn one_shot<C: Criterion + 'static>(c: &PruningConfig, b: &BuildContext, criterion: C) -> Result<Box<dyn Pruner>, String> {
-    if c.calibration_samples == 0 {
-        return Err("pruning.calibration_samples: expected at least 1".into());
-    }
     if c.granularity == crate::Granularity::Unit {
         for (key, set) in [("comparison", c.comparison.is_some()), ("n_m", c.n_m.is_some())] {
             if set {

@@ -37,6 +37,15 @@ fn inputs(n: usize, d: usize) -> Tensor<2> {
     Tensor::from_data(TensorData::new(v, [n, d]), &cpu())
 }
 
+/// The indices of the `k` largest scores, ascending.
+fn best(score: &[f64], k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..score.len()).collect();
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let mut kept = order[..k].to_vec();
+    kept.sort();
+    kept
+}
+
 /// Which hidden neurons of layer `i` survive: rows of layer i with a non-zero mask.
 fn kept_neurons(m: &Mlp, i: usize) -> Vec<usize> {
     let [rows, cols] = m.layers[i].dims();
@@ -61,10 +70,7 @@ fn structured_stade_keeps_the_units_with_the_most_variance_downstream_and_preser
             (0..3).map(|i| (w2[i * 12 + j] as f64).powi(2)).sum::<f64>() * var
         })
         .collect();
-    let mut order: Vec<usize> = (0..12).collect();
-    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
-    let mut want: Vec<usize> = order[..kept_units(12, 0.5)].to_vec();
-    want.sort();
+    let want = best(&score, kept_units(12, 0.5));
     let mut p = build("stade", 0.5);
     p.calibrate(&mut m, &acts);
     p.apply_masks(&mut m, 0);
@@ -99,10 +105,7 @@ fn structured_wanda_scores_a_neuron_by_all_its_weights_and_compacts_a_deep_mlp()
     let score: Vec<f64> = (0..12)
         .map(|j| (0..5).map(|c| (w0[j * 5 + c] as f64).abs() * norm(&xs, 5, c)).sum::<f64>() + (0..10).map(|i| (w1[i * 12 + j] as f64).abs() * norm(&h0, 12, j)).sum::<f64>())
         .collect();
-    let mut order: Vec<usize> = (0..12).collect();
-    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
-    let mut want: Vec<usize> = order[..kept_units(12, 0.4)].to_vec();
-    want.sort();
+    let want = best(&score, kept_units(12, 0.4));
     let mut p = build("wanda", 0.4);
     p.calibrate(&mut m, &acts);
     p.apply_masks(&mut m, 0);

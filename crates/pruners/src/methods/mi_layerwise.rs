@@ -119,14 +119,8 @@ fn forward_solve(l: &Mat, b: &Mat) -> Mat {
 
 /// A seeded Gaussian matrix `[rows, cols]` scaled by 1/√cols.
 fn projection(rows: usize, cols: usize, seed: u64, device: &burn::tensor::Device) -> Tensor<2> {
-    let mut state = seed ^ 0x5DEE_CE66_D1CE_4E5B;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = models::init::HostRng::new(seed ^ 0x5DEE_CE66_D1CE_4E5B);
+    let mut next = || rng.unit();
     let v: Vec<f32> = (0..rows * cols)
         .map(|_| {
             let (u1, u2) = (next().max(1e-300), next());
@@ -280,8 +274,5 @@ impl Pruner for MiLayerwise {
 
 /// `method = "mi_layerwise"`: the units are scored and removed at `warmup_steps`.
 pub fn build(c: &crate::PruningConfig, _b: &crate::registry::BuildContext) -> Result<Box<dyn crate::Pruner>, String> {
-    if c.calibration_samples == 0 {
-        return Err("pruning.calibration_samples: expected at least 1".into());
-    }
     Ok(Box::new(MiLayerwise::new(c.warmup_steps, c.final_density, c.calibration_samples, c.seed)))
 }

@@ -6,6 +6,7 @@ use crate::mask::topk_mask;
 use crate::schedule::{kept_count, CubicSchedule};
 use crate::Pruner;
 use burn::tensor::{Tensor, TensorData};
+use models::init::HostRng;
 use models::PrunableModel;
 
 pub struct Random {
@@ -21,14 +22,9 @@ impl Random {
     }
 }
 
-/// SplitMix64 → uniform f32 in [0, 1).
-fn uniform(state: &mut u64) -> f32 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 40) as f32 / (1u64 << 24) as f32
+/// SplitMix64 → uniform f32 in [0, 1) (24 bits).
+fn uniform(rng: &mut HostRng) -> f32 {
+    (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32
 }
 
 impl Pruner for Random {
@@ -37,13 +33,13 @@ impl Pruner for Random {
     }
 
     fn init(&mut self, model: &mut dyn PrunableModel) {
-        let mut state = self.seed;
+        let mut rng = HostRng::new(self.seed);
         self.scores = model
             .prunable_layers()
             .iter()
             .map(|(_, layer)| {
                 let [r, c] = layer.dims();
-                let values: Vec<f32> = (0..r * c).map(|_| uniform(&mut state)).collect();
+                let values: Vec<f32> = (0..r * c).map(|_| uniform(&mut rng)).collect();
                 Tensor::from_data(TensorData::new(values, [r, c]), &layer.weight.val().device())
             })
             .collect();
