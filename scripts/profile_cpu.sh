@@ -26,7 +26,9 @@ bp, tp = r["burn_step"]["profile_median_s"], r["torch_step"]["profile_median_s"]
 phases = {k: {"burn_s": bp[k], "pytorch_s": tp[k], "ratio": tp[k] / bp[k]} for k in ["forward", "backward", "clip", "optimizer", "total"]}
 ops = {}
 for k, b in r["burn_ops"]["ops"].items():
-    t = r["torch_ops"]["ops"][k]
+    t = r["torch_ops"]["ops"].get(k)
+    if t is None or b["forward_backward_s"] is None:
+        continue  # burn-only timings (matmul by operand layout: bench --ops)
     ops[k] = {"burn_forward_s": b["forward_s"], "pytorch_forward_s": t["forward_s"], "burn_forward_backward_s": b["forward_backward_s"],
               "pytorch_forward_backward_s": t["forward_backward_s"], "ratio_forward_backward": num(t["forward_backward_s"]) / num(b["forward_backward_s"])}
 res = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "commit": commit,

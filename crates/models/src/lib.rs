@@ -13,6 +13,7 @@ pub use bert::{BertConfig, BertForSequenceClassification, BertModel, BertOutputs
 pub use linear::{Axis, InputStats, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup, UnitKind};
 
 pub mod compact;
+pub mod fused;
 pub mod init;
 pub mod mlp;
 pub use mlp::{Mlp, MlpConfig};

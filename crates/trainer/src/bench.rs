@@ -64,7 +64,8 @@ fn time_median(device: &burn::tensor::Device, n: usize, mut f: impl FnMut()) -> 
 /// The operation kinds of one BERT layer at batch × seq tokens, each forward alone and
 /// forward + backward (the gradient of the output's sum).
 fn ops(args: &BenchArgs, device: &burn::tensor::Device, name: &str) -> Result<serde_json::Value, String> {
-    use burn::tensor::activation::softmax;
+    // The model's softmax (one autodiff node on flex/ndarray: models::fused).
+    let softmax = |x: Tensor<4>, _dim: usize| models::fused::softmax_last(x);
     let cfg = shape_config(&args.shape)?;
     let (b, l, h, f, heads) = (args.batch_size, args.seq_len, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads);
     let d = h / heads;

@@ -11,7 +11,7 @@ mod config;
 pub use config::{BertConfig, Pooling};
 
 use burn::module::Module;
-use burn::tensor::activation::{gelu, softmax, tanh};
+use burn::tensor::activation::tanh;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor};
@@ -20,23 +20,9 @@ use crate::init::HostRng;
 use crate::layers::{Dropout, Embedding, LayerNorm};
 use crate::linear::{Axis, PrunableLinear, PrunableModel, UnitGroup, UnitKind};
 
-/// GELU (exact, erf) with its exact gradient on every backend, as `torch.nn.functional.gelu`.
-///
-/// burn 0.22's `gelu` computes the exact value everywhere, but its default backward, which the
-/// ndarray and cubecl (wgpu, CUDA) backends use, is the derivative of the *tanh approximation*
-/// (`burn-backend` `ActivationOps::gelu_backward`): up to 8.7e-4 off the true derivative
-/// (measured on [-5, 5]), which put wgpu's FFN gradients 1.2e-4 (relative) away from flex's. flex
-/// overrides it with the exact derivative, so it keeps the fused op; elsewhere GELU is written as
-/// `x·½(1 + erf(x/√2))`, whose autodiff gradient (through erf's exact derivative) is exact.
-pub fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let d = x.device();
-    // flex and LibTorch differentiate GELU exactly; ndarray's and wgpu's backward is tanh's.
-    if d == Device::flex() || format!("{d:?}").contains("LibTorch") {
-        gelu(x)
-    } else {
-        x.clone() * ((x / std::f64::consts::SQRT_2).erf() + 1.0) * 0.5
-    }
-}
+/// GELU (exact, erf) with its exact gradient on every backend, as `torch.nn.functional.gelu`:
+/// see [`crate::fused::gelu`].
+pub use crate::fused::gelu as gelu_exact;
 
 /// Word + position + token-type embeddings, then LayerNorm and dropout.
 #[derive(Module, Debug)]
@@ -102,7 +88,7 @@ impl BertSelfAttention {
         let context = if x.device().is_autodiff() {
             // Training: explicit, so that dropout acts on the attention probabilities.
             let scores = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt() + mask_bias; // [b, h, seq, seq]
-            let probs = self.dropout.forward(softmax(scores, 3));
+            let probs = self.dropout.forward(crate::fused::softmax_last(scores));
             probs.matmul(v)
         } else {
             // Inference: the backend's fused attention (same formula, no dropout).

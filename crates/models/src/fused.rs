@@ -1,0 +1,299 @@
+//! Softmax (last dim) and exact GELU as single operations with their own backward, on the CPU.
+//!
+//! Why: the profile of a MiniLM training step on flex (`bench/profile_cpu_minilm_*.json`, issue
+//! 22) put softmax's backward at 10x PyTorch's time and GELU's at 12x. burn 0.22's autodiff has
+//! no softmax node: it records the composite `exp(x − max) / Σ` and differentiates each piece
+//! (a broadcast division's backward, a reduction, …), and flex's GELU calls libm's scalar `erff`
+//! one element at a time on one thread.
+//!
+//! How, with burn's public API only: a backend extension (`#[backend_extension]`, burn's
+//! `extension` feature) with an implementation for flex (row-parallel kernels over the tensor's
+//! storage), for ndarray (the trait's default bodies, composed of backend ops), and for
+//! `Autodiff<B>` (one graph node whose backward is the closed form: `y ⊙ (g − ⟨g, y⟩)` for
+//! softmax, `g · (Φ(x) + x φ(x))` for GELU). Other devices (wgpu, CUDA, LibTorch) keep burn's own
+//! operations: [`softmax_last`] and [`gelu`] choose at run time.
+//!
+//! Precision: softmax is flex's own kernel forward and the exact formula backward. GELU uses
+//! erf from Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7) and an exp written so the compiler can
+//! vectorise it (Cody–Waite reduction, degree-6 polynomial, relative error ~2e-7): the values
+//! and derivatives stay within 4e-7·(1 + |x|) of the exact ones (test `tests/fused.rs`).
+#![allow(deprecated)] // burn's NdArray: still the backend of the tests
+
+use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn::backend::ops::ActivationOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, NdArray, TensorMetadata};
+use burn::tensor::{Device, Tensor};
+use burn_flex::{FlexTensor, Layout};
+
+const SQRT_1_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+#[backend_extension(Flex, NdArray, Autodiff)]
+pub trait FusedOps: Backend {
+    /// Softmax over the last dimension.
+    fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let last = x.shape().num_dims() - 1;
+        Self::softmax(x, last)
+    }
+    /// `y ⊙ (g − Σ_last(g ⊙ y))`, the gradient of softmax given its output `y`.
+    fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let last = y.shape().num_dims() - 1;
+        let dot = Self::float_sum_dim(Self::float_mul(grad.clone(), y.clone()), last);
+        Self::float_mul(y, Self::float_sub(grad, dot))
+    }
+    /// `x Φ(x)` with Φ the standard normal CDF (exact GELU, `torch.nn.functional.gelu`).
+    fn gelu_exact(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let cdf = Self::float_mul_scalar(
+            Self::float_add_scalar(Self::float_erf(Self::float_mul_scalar(x.clone(), SQRT_1_2.into())), 1.0.into()),
+            0.5.into(),
+        );
+        Self::float_mul(x, cdf)
+    }
+    /// `g · (Φ(x) + x φ(x))`.
+    fn gelu_exact_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let cdf = Self::float_mul_scalar(
+            Self::float_add_scalar(Self::float_erf(Self::float_mul_scalar(x.clone(), SQRT_1_2.into())), 1.0.into()),
+            0.5.into(),
+        );
+        let x2 = Self::float_mul(x.clone(), x.clone());
+        let pdf = Self::float_mul_scalar(Self::float_exp(Self::float_mul_scalar(x2, (-0.5).into())), INV_SQRT_2PI.into());
+        Self::float_mul(grad, Self::float_add(cdf, Self::float_mul(x, pdf)))
+    }
+}
+
+impl FusedOps for NdArray {}
+
+impl FusedOps for Flex {
+    fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let last = x.shape().num_dims() - 1;
+        burn_flex::ops::activation::softmax(x, last)
+    }
+    fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let Some((y, g, shape)) = f32_pair(&y, &grad) else {
+            return softmax_backward_composite::<Flex>(y, grad);
+        };
+        let row = *shape.last().unwrap_or(&1);
+        let mut out = vec![0f32; y.len()];
+        par_rows(&mut out, row, |start, o| {
+            let (ys, gs) = (&y[start..start + o.len()], &g[start..start + o.len()]);
+            for ((o, y), g) in o.chunks_mut(row).zip(ys.chunks(row)).zip(gs.chunks(row)) {
+                let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                for ((o, y), g) in o.iter_mut().zip(y).zip(g) {
+                    *o = y * (g - dot);
+                }
+            }
+        });
+        from_vec(out, shape)
+    }
+    fn gelu_exact(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let Some((xs, shape)) = f32_view(&x) else { return <Flex as ActivationOps<Flex>>::gelu(x) };
+        let mut out = vec![0f32; xs.len()];
+        par_rows(&mut out, 1, |start, o| simd::gelu(&xs[start..start + o.len()], o));
+        from_vec(out, shape)
+    }
+    fn gelu_exact_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let Some((xs, gs, shape)) = f32_pair(&x, &grad) else {
+            return <Flex as ActivationOps<Flex>>::gelu_backward(x, grad);
+        };
+        let mut out = vec![0f32; xs.len()];
+        par_rows(&mut out, 1, |start, o| {
+            let n = o.len();
+            simd::gelu_backward(&xs[start..start + n], &gs[start..start + n], o)
+        });
+        from_vec(out, shape)
+    }
+}
+
+fn softmax_backward_composite<B: Backend>(y: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    let last = y.shape().num_dims() - 1;
+    let dot = B::float_sum_dim(B::float_mul(grad.clone(), y.clone()), last);
+    B::float_mul(y, B::float_sub(grad, dot))
+}
+
+/// The f32 contents of a flex tensor in logical (row-major) order; `None` for other dtypes.
+fn f32_view(t: &FlexTensor) -> Option<(std::borrow::Cow<'_, [f32]>, burn::tensor::Shape)> {
+    if t.dtype() != burn::tensor::DType::F32 {
+        return None;
+    }
+    let shape = t.layout().shape().clone();
+    let n = shape.num_elements();
+    let data = match t.as_slice::<f32>() {
+        Some(s) if t.is_contiguous() && s.len() >= n => std::borrow::Cow::Borrowed(&s[..n]),
+        _ => std::borrow::Cow::Owned(t.to_contiguous().storage::<f32>()[..n].to_vec()),
+    };
+    Some((data, shape))
+}
+
+#[allow(clippy::type_complexity)]
+fn f32_pair<'a>(
+    a: &'a FlexTensor,
+    b: &'a FlexTensor,
+) -> Option<(std::borrow::Cow<'a, [f32]>, std::borrow::Cow<'a, [f32]>, burn::tensor::Shape)> {
+    let (x, shape) = f32_view(a)?;
+    let (y, shape_b) = f32_view(b)?;
+    (shape == shape_b).then_some((x, y, shape))
+}
+
+fn from_vec(v: Vec<f32>, shape: burn::tensor::Shape) -> FlexTensor {
+    FlexTensor::new(burn::tensor::Bytes::from_elems(v), Layout::contiguous(shape), burn::tensor::DType::F32)
+}
+
+/// Runs `f(start, chunk)` over chunks of `out` (whole rows of `row` elements) on rayon's pool.
+fn par_rows(out: &mut [f32], row: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    use rayon::prelude::*;
+    let row = row.max(1);
+    let chunk = row * (16_384 / row).max(1);
+    out.par_chunks_mut(chunk).enumerate().for_each(|(i, o)| f(i * chunk, o));
+}
+
+impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct SoftmaxLast;
+        impl<B: Backend + FusedOps> Backward<B, 1> for SoftmaxLast {
+            type State = FloatTensor<B>;
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let y = ops.state;
+                unary::<B, _>(ops.parents, ops.node, grads, |g| B::softmax_last_backward(y, g));
+            }
+        }
+        match SoftmaxLast.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let y = B::softmax_last(x.primitive().clone());
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::softmax_last(x.primitive().clone())),
+        }
+    }
+    fn gelu_exact(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct GeluExact;
+        impl<B: Backend + FusedOps> Backward<B, 1> for GeluExact {
+            type State = FloatTensor<B>;
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let x = ops.state;
+                unary::<B, _>(ops.parents, ops.node, grads, |g| B::gelu_exact_backward(x, g));
+            }
+        }
+        match GeluExact.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let input = x.primitive().clone();
+                prep.finish(input.clone(), B::gelu_exact(input))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::gelu_exact(x.primitive().clone())),
+        }
+    }
+    fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        softmax_backward_composite::<Self>(y, grad)
+    }
+    fn gelu_exact_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ActivationOps<Self>>::gelu_backward(x, grad)
+    }
+}
+
+/// Whether `device` runs on a backend this module has kernels for (flex, ndarray; with or
+/// without autodiff).
+fn has_fused(device: &Device) -> bool {
+    let name = format!("{device:?}");
+    name.contains("Flex") || name.contains("NdArray")
+}
+
+/// Softmax over the last dimension: one autodiff node on flex/ndarray, burn's `softmax` elsewhere.
+pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if has_fused(&x.device()) {
+        Tensor::from_dispatch(<Dispatch as FusedOps>::softmax_last(x.into_dispatch()))
+    } else {
+        burn::tensor::activation::softmax(x, D - 1)
+    }
+}
+
+/// Exact GELU, `x Φ(x)`, with its exact derivative on every backend: one autodiff node on
+/// flex/ndarray; on LibTorch its own GELU (exact both ways); elsewhere `x·½(1 + erf(x/√2))`,
+/// because burn's default GELU backward, which cubecl (wgpu, CUDA) uses, is the derivative of the
+/// tanh approximation (up to 8.7e-4 off the true derivative on [-5, 5]).
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let d = x.device();
+    if has_fused(&d) {
+        Tensor::from_dispatch(<Dispatch as FusedOps>::gelu_exact(x.into_dispatch()))
+    } else if format!("{d:?}").contains("LibTorch") {
+        burn::tensor::activation::gelu(x)
+    } else {
+        x.clone() * ((x / std::f64::consts::SQRT_2).erf() + 1.0) * 0.5
+    }
+}
+
+/// Branch-free f32 kernels the compiler vectorises; compiled twice (AVX2+FMA, baseline) and
+/// chosen at run time.
+pub mod simd {
+    use super::{INV_SQRT_2PI, SQRT_1_2};
+
+    /// `e^x`, relative error ~2e-7 on [-87, 88]; 0 below, saturating above.
+    #[inline(always)]
+    pub fn exp(x: f32) -> f32 {
+        let x = x.clamp(-87.0, 88.0);
+        // n = round(x / ln 2) by the 1.5·2^23 trick (exact for |n| < 2^22).
+        let t = x * std::f32::consts::LOG2_E + 12_582_912.0;
+        let n = t - 12_582_912.0;
+        let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6; // Cody–Waite: ln 2 = hi + lo
+        let p = 1.0
+            + r * (1.0
+                + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_888_9)))));
+        let bits = ((n as i32 + 127) as u32) << 23;
+        p * f32::from_bits(bits)
+    }
+
+    /// erf by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7).
+    #[inline(always)]
+    pub fn erf(x: f32) -> f32 {
+        let a = x.abs();
+        let t = 1.0 / (1.0 + 0.327_591_1 * a);
+        let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+        let y = 1.0 - poly * exp(-a * a);
+        y.copysign(x)
+    }
+
+    #[inline(always)]
+    fn gelu_one(x: f32) -> f32 {
+        0.5 * x * (1.0 + erf(x * SQRT_1_2))
+    }
+
+    #[inline(always)]
+    fn gelu_grad_one(x: f32, g: f32) -> f32 {
+        let cdf = 0.5 * (1.0 + erf(x * SQRT_1_2));
+        g * (cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x))
+    }
+
+    macro_rules! dispatch {
+        ($name:ident, $avx:ident, $body:ident, ($($a:ident: $t:ty),*)) => {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn $avx($($a: $t),*) { $body($($a),*) }
+            pub fn $name($($a: $t),*) {
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU supports the features the function was compiled for.
+                    return unsafe { $avx($($a),*) };
+                }
+                $body($($a),*)
+            }
+        };
+    }
+
+    #[inline(always)]
+    fn gelu_body(x: &[f32], out: &mut [f32]) {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = gelu_one(x);
+        }
+    }
+    #[inline(always)]
+    fn gelu_backward_body(x: &[f32], g: &[f32], out: &mut [f32]) {
+        for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
+            *o = gelu_grad_one(x, g);
+        }
+    }
+    dispatch!(gelu, gelu_avx2, gelu_body, (x: &[f32], out: &mut [f32]));
+    dispatch!(gelu_backward, gelu_backward_avx2, gelu_backward_body, (x: &[f32], g: &[f32], out: &mut [f32]));
+}

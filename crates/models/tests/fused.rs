@@ -1,0 +1,147 @@
+//! The fused softmax and GELU (`models::fused`): values and gradients against f64 references
+//! computed here, on flex and ndarray, contiguous or not; the vectorised exp and erf against std.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use models::fused::{self, simd};
+
+#[allow(deprecated)]
+fn devices() -> [(&'static str, Device); 2] {
+    [("flex", Device::flex()), ("ndarray", Device::ndarray())]
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec().unwrap()
+}
+
+/// Softmax rows and the gradient of `Σ w ⊙ softmax(x)` in f64.
+fn softmax_reference(x: &[f32], w: &[f32], row: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut y, mut g) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+    for r in 0..x.len() / row {
+        let s = r * row..(r + 1) * row;
+        let m = x[s.clone()].iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+        let z: f64 = x[s.clone()].iter().map(|&v| (v as f64 - m).exp()).sum();
+        for i in s.clone() {
+            y[i] = (x[i] as f64 - m).exp() / z;
+        }
+        let dot: f64 = s.clone().map(|i| w[i] as f64 * y[i]).sum();
+        for i in s {
+            g[i] = y[i] * (w[i] as f64 - dot);
+        }
+    }
+    (y, g)
+}
+
+fn max_abs(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (*x as f64 - y).abs()).fold(0.0, f64::max)
+}
+
+fn wave(n: usize, scale: f32, phase: f32) -> Vec<f32> {
+    (0..n).map(|i| scale * ((i as f32 * 0.731 + phase).sin() + 0.3 * (i as f32 * 0.137).cos())).collect()
+}
+
+#[test]
+fn softmax_last_matches_the_formula_forward_and_backward() {
+    let (rows, row) = (6 * 5, 37);
+    let mut x = wave(rows * row, 4.0, 0.2);
+    x[5] = -10_000.0; // an attention mask's large negative entry
+    let w = wave(rows * row, 1.0, 1.3);
+    let (y_ref, g_ref) = softmax_reference(&x, &w, row);
+    for (name, device) in devices() {
+        let ad = device.autodiff();
+        let xt = Tensor::<3>::from_data(TensorData::new(x.clone(), [6, 5, row]), &ad).require_grad();
+        let wt = Tensor::<3>::from_data(TensorData::new(w.clone(), [6, 5, row]), &ad);
+        let y = fused::softmax_last(xt.clone());
+        assert!(max_abs(&to_vec(y.clone()), &y_ref) < 1e-7, "{name}: value");
+        let grads = (y * wt).sum().backward();
+        let g = to_vec(xt.grad(&grads).unwrap());
+        assert!(max_abs(&g, &g_ref) < 1e-6, "{name}: gradient off by {:.2e}", max_abs(&g, &g_ref));
+        assert_eq!(g[5], 0.0, "{name}: a masked entry gets no gradient");
+    }
+}
+
+#[test]
+fn softmax_last_of_a_transposed_view_is_that_of_its_contiguous_copy() {
+    let x = wave(4 * 9 * 7, 3.0, 0.0);
+    let w = wave(4 * 9 * 7, 1.0, 2.0);
+    for (name, device) in devices() {
+        let ad = device.autodiff();
+        let base = Tensor::<3>::from_data(TensorData::new(x.clone(), [4, 9, 7]), &ad).require_grad();
+        let view = base.clone().swap_dims(1, 2); // [4, 7, 9], not contiguous
+        let wt = Tensor::<3>::from_data(TensorData::new(w.clone(), [4, 7, 9]), &ad);
+        let y = fused::softmax_last(view.clone());
+        let g = to_vec(base.grad(&(y.clone() * wt.clone()).sum().backward()).unwrap());
+        let base2 = Tensor::<3>::from_data(TensorData::new(x.clone(), [4, 9, 7]), &ad).require_grad();
+        let y2 = burn::tensor::activation::softmax(base2.clone().swap_dims(1, 2), 2);
+        let g2 = to_vec(base2.grad(&(y2.clone() * wt).sum().backward()).unwrap());
+        let (a, b) = (to_vec(y), to_vec(y2));
+        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-7), "{name}: value");
+        assert!(g.iter().zip(&g2).all(|(p, q)| (p - q).abs() < 1e-6), "{name}: gradient");
+    }
+}
+
+#[test]
+fn gelu_is_exact_on_wide_inputs_and_without_autodiff() {
+    let xs: Vec<f32> = (0..4001).map(|i| -10.0 + i as f32 * 0.005).collect();
+    // libm-quality references in f64: x Φ(x) and Φ(x) + x φ(x), with erf from std's erfc-free
+    // identity through f64 (std has no erf; use the series/continued fraction in gelu.rs's range
+    // and the asymptotic tail beyond it).
+    fn erf(x: f64) -> f64 {
+        if x.abs() > 3.0 {
+            // erfc(x) ~ e^{-x²}/(x√π)·(1 − 1/(2x²) + 3/(4x⁴)), far below f32 resolution here.
+            let a = x.abs();
+            let c = (-a * a).exp() / (a * std::f64::consts::PI.sqrt()) * (1.0 - 0.5 / (a * a) + 0.75 / a.powi(4));
+            return (1.0 - c).copysign(x);
+        }
+        let (mut sum, mut term, mut n) = (x, x, 0.0);
+        loop {
+            n += 1.0;
+            term *= -x * x / n;
+            let add = term / (2.0 * n + 1.0);
+            sum += add;
+            if add.abs() < 1e-18 {
+                return 2.0 / std::f64::consts::PI.sqrt() * sum;
+            }
+        }
+    }
+    let value: Vec<f64> = xs.iter().map(|&x| x as f64 * 0.5 * (1.0 + erf(x as f64 / 2f64.sqrt()))).collect();
+    let grad: Vec<f64> = xs
+        .iter()
+        .map(|&x| {
+            let x = x as f64;
+            0.5 * (1.0 + erf(x / 2f64.sqrt())) + x * (-x * x / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt()
+        })
+        .collect();
+    for (name, device) in devices() {
+        let plain = to_vec(fused::gelu(Tensor::<1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device)));
+        let ad = device.autodiff();
+        let x = Tensor::<1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &ad).require_grad();
+        let y = fused::gelu(x.clone());
+        let v = to_vec(y.clone());
+        let g = to_vec(x.grad(&y.sum().backward()).unwrap());
+        for i in 0..xs.len() {
+            let tol = 4e-7 * (1.0 + xs[i].abs() as f64);
+            assert!((v[i] as f64 - value[i]).abs() < tol, "{name}: gelu({}) = {} vs {}", xs[i], v[i], value[i]);
+            assert!((g[i] as f64 - grad[i]).abs() < tol, "{name}: gelu'({}) = {} vs {}", xs[i], g[i], grad[i]);
+            assert_eq!(plain[i], v[i], "{name}: same value with and without autodiff");
+        }
+    }
+}
+
+#[test]
+fn vectorised_exp_and_erf_track_std() {
+    let mut worst_exp: f64 = 0.0;
+    for i in 0..=35_000 {
+        let x = -87.0 + i as f32 * 0.005;
+        let (a, b) = (simd::exp(x) as f64, (x as f64).exp());
+        worst_exp = worst_exp.max((a - b).abs() / b);
+    }
+    assert!(worst_exp < 4e-7, "exp relative error {worst_exp:.2e}");
+    assert_eq!(simd::exp(-200.0), simd::exp(-87.0), "clamped below");
+    // A&S 7.1.26 is an absolute approximation (1.4e-7 off at 0.5 in f64; f32 rounding on top):
+    // erf(0) comes out 1e-7, not 0.
+    assert!(simd::erf(0.0).abs() < 2e-7 && simd::erf(6.0) == 1.0 && simd::erf(-6.0) == -1.0);
+    assert_eq!(simd::erf(-0.7), -simd::erf(0.7), "odd");
+    assert!((simd::erf(0.5) as f64 - 0.520_499_877_813_046_5).abs() < 4e-7);
+    assert!((simd::erf(-1.5) as f64 + 0.966_105_146_475_310_7).abs() < 4e-7);
+}
