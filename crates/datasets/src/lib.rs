@@ -6,6 +6,7 @@
 pub mod batcher;
 pub mod fetch;
 pub mod glue;
+pub mod images;
 pub mod item;
 pub mod spam_assassin;
 pub mod split;

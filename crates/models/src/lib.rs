@@ -10,8 +10,9 @@ pub mod layers;
 pub mod linear;
 
 pub use bert::{BertConfig, BertForSequenceClassification, BertModel, BertOutputs, Pooling};
-pub use linear::{Axis, InputStats, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup, UnitKind};
+pub use linear::{Axis, InputStats, Member, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup, UnitKind};
 
+pub mod cnn;
 pub mod compact;
 pub mod fused;
 pub mod init;

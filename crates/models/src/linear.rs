@@ -155,6 +155,8 @@ pub enum UnitKind {
     Head,
     /// A hidden neuron (FFN intermediate, MLP hidden layer): `width` = 1.
     Neuron,
+    /// A conv filter (one output channel): `width` = 1.
+    Filter,
 }
 
 impl UnitKind {
@@ -162,20 +164,41 @@ impl UnitKind {
         match self {
             UnitKind::Head => "heads",
             UnitKind::Neuron => "neurons",
+            UnitKind::Filter => "filters",
         }
     }
 }
 
-/// `count` units of `width` consecutive rows/columns each, in every member matrix: unit `u`
-/// owns indices `u·width .. (u+1)·width` of each member along its axis.
+/// One matrix a unit group owns slices of: unit `u` owns indices `u·width .. (u+1)·width` of
+/// matrix `layer` (index into `prunable_layers()`) along `axis`. The width is the member's own:
+/// a conv filter owns 1 row of its conv and `k·k` columns of the next conv (one input channel of
+/// the unfolded `[out, in·k·k]` weight), a head owns `head_dim` rows of Q and columns of O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    pub layer: usize,
+    pub axis: Axis,
+    pub width: usize,
+}
+
+impl Member {
+    pub fn rows(layer: usize, width: usize) -> Self {
+        Self { layer, axis: Axis::Rows, width }
+    }
+    pub fn cols(layer: usize, width: usize) -> Self {
+        Self { layer, axis: Axis::Cols, width }
+    }
+}
+
+/// `count` units, each owning a slice of every member matrix (see [`Member`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UnitGroup {
     /// e.g. `bert.encoder.layer.3.attention.heads`, `bert.encoder.layer.3.ffn.neurons`.
     pub name: String,
     pub count: usize,
+    /// A unit's width in the group's activations (`UnitActivations`): the head dimension for a
+    /// head, 1 for a neuron or a filter.
     pub width: usize,
-    /// (index into `prunable_layers()`, axis).
-    pub members: Vec<(usize, Axis)>,
+    pub members: Vec<Member>,
     /// The block the units belong to, counted from the input (0 = the first): a BERT layer's
     /// heads and neurons share one depth, an MLP's hidden layers have one each. Methods that
     /// work layer by layer (MI, top-down) walk the depths.

@@ -3,7 +3,7 @@
 //! works on it: unstructured over all weights, structured over the hidden neurons (unit group
 //! `layers.{i}.neurons`: row `j` of layer `i` and column `j` of layer `i+1`).
 
-use crate::linear::{Axis, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup, UnitKind};
+use crate::linear::{Member, PrunableLinear, PrunableModel, PrunerParams, UnitActivations, UnitGroup, UnitKind};
 use burn::module::{Module, Param};
 use crate::layers::Dropout;
 use burn::tensor::activation::relu;
@@ -144,7 +144,7 @@ impl PrunableModel for Mlp {
                 name: format!("layers.{i}.neurons"),
                 count: self.layers[i].dims()[0],
                 width: 1,
-                members: vec![(i, Axis::Rows), (i + 1, Axis::Cols)],
+                members: vec![Member::rows(i, 1), Member::cols(i + 1, 1)],
                 depth: i,
                 kind: UnitKind::Neuron,
                 residual: false,

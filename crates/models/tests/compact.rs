@@ -18,9 +18,9 @@ fn mask_units(model: &mut BertForSequenceClassification, removed: impl Fn(usize,
     for (gi, g) in groups.iter().enumerate() {
         let (layer, heads) = (gi / 2, gi % 2 == 0);
         for u in (0..g.count).filter(|&u| removed(layer, heads, u)) {
-            for &(m, axis) in &g.members {
+            for &models::Member { layer: m, axis, width } in &g.members {
                 let [r, c] = dims[m];
-                for k in u * g.width..(u + 1) * g.width {
+                for k in u * width..(u + 1) * width {
                     match axis {
                         Axis::Rows => (0..c).for_each(|j| masks[m][k * c + j] = 0.0),
                         Axis::Cols => (0..r).for_each(|i| masks[m][i * c + k] = 0.0),

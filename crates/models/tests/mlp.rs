@@ -23,8 +23,8 @@ fn units_are_hidden_neurons_rows_then_columns() {
     assert_eq!(names, ["layers.0", "layers.1", "layers.2"]);
     let g = m.unit_groups();
     assert_eq!(g.len(), 2);
-    assert_eq!((g[0].count, g[0].width, g[0].members.clone()), (5, 1, vec![(0, Axis::Rows), (1, Axis::Cols)]));
-    assert_eq!((g[1].count, g[1].members.clone()), (3, vec![(1, Axis::Rows), (2, Axis::Cols)]));
+    assert_eq!((g[0].count, g[0].width, g[0].members.clone()), (5, 1, vec![models::Member::rows(0, 1), models::Member::cols(1, 1)]));
+    assert_eq!((g[1].count, g[1].members.clone()), (3, vec![models::Member::rows(1, 1), models::Member::cols(2, 1)]));
     assert_eq!(m.config(0.0), MlpConfig::new(7, vec![5, 3], 2, 0.0));
 }
 

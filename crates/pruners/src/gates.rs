@@ -98,14 +98,20 @@ pub fn targets(model: &dyn PrunableModel) -> Result<Vec<GateTarget>, String> {
     groups
         .iter()
         .map(|g| {
-            let output_side = g.members.iter().find(|(_, a)| *a == Axis::Cols).map(|(i, _)| *i).ok_or_else(|| format!("{}: no output-side matrix", g.name))?;
-            let input_side = g.members.iter().filter(|(_, a)| *a == Axis::Rows).map(|(i, _)| *i).collect();
+            if let Some(m) = g.members.iter().find(|m| m.width != g.width) {
+                return Err(format!(
+                    "{}: gates need every member to own {} rows/columns per unit (matrix {} owns {}): conv filters are pruned by masks, not gates",
+                    g.name, g.width, m.layer, m.width
+                ));
+            }
+            let output_side = g.members.iter().find(|m| m.axis == Axis::Cols).map(|m| m.layer).ok_or_else(|| format!("{}: no output-side matrix", g.name))?;
+            let input_side = g.members.iter().filter(|m| m.axis == Axis::Rows).map(|m| m.layer).collect();
             let params_per_unit = g
                 .members
                 .iter()
-                .map(|(i, axis)| match axis {
-                    Axis::Rows => g.width * dims[*i][1],
-                    Axis::Cols => g.width * dims[*i][0],
+                .map(|m| match m.axis {
+                    Axis::Rows => m.width * dims[m.layer][1],
+                    Axis::Cols => m.width * dims[m.layer][0],
                 })
                 .sum();
             Ok(GateTarget {

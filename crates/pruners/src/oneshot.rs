@@ -99,7 +99,7 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 /// Which prunable matrices read unit activations: the members of a unit group by columns.
 pub fn reads_units(model: &dyn PrunableModel) -> Vec<bool> {
     let groups = model.unit_groups();
-    (0..model.prunable_layers().len()).map(|m| groups.iter().any(|g| g.members.contains(&(m, Axis::Cols)))).collect()
+    (0..model.prunable_layers().len()).map(|m| groups.iter().any(|g| g.members.iter().any(|mb| mb.layer == m && mb.axis == Axis::Cols))).collect()
 }
 
 impl<C: Criterion> OneShot<C> {
@@ -120,13 +120,13 @@ impl<C: Criterion> OneShot<C> {
             for g in model.unit_groups() {
                 let mut scoring = g.clone();
                 if self.criterion.unit_score_members() == UnitScoreMembers::OutputSide {
-                    scoring.members.retain(|(_, axis)| *axis == Axis::Cols);
+                    scoring.members.retain(|mb| mb.axis == Axis::Cols);
                 }
                 let s = host(crate::units::unit_scores(&scoring, &scores));
                 let kept = crate::units::keep_best(&s, crate::units::kept_units(g.count, self.density));
                 let kept = Tensor::<1>::from_data(TensorData::new(kept, [g.count]), &device);
-                for &(m, axis) in &g.members {
-                    for (k, e) in keep[m].iter_mut().zip(host(crate::units::expand(&kept, g.width, axis, dims[m]))) {
+                for &models::Member { layer: m, axis, width } in &g.members {
+                    for (k, e) in keep[m].iter_mut().zip(host(crate::units::expand(&kept, width, axis, dims[m]))) {
                         *k *= e;
                     }
                 }

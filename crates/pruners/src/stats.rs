@@ -30,7 +30,7 @@ impl SparsityReport {
     pub fn measure(model: &dyn PrunableModel) -> Self {
         let groups = model.unit_groups();
         let depth_of = |i: usize| {
-            let owner = |axis: Axis| groups.iter().find(|g| g.members.contains(&(i, axis))).map(|g| g.depth);
+            let owner = |axis: Axis| groups.iter().find(|g| g.members.iter().any(|m| m.layer == i && m.axis == axis)).map(|g| g.depth);
             owner(Axis::Rows).or_else(|| owner(Axis::Cols))
         };
         let mut per_matrix = Vec::new();

@@ -7,15 +7,15 @@
 //! mask is then expanded to the rows and columns each unit owns.
 
 use burn::tensor::{Tensor, TensorData};
-use models::{Axis, PrunableModel, UnitGroup};
+use models::{Axis, Member, PrunableModel, UnitGroup};
 
 /// Score per unit of `group`, `[count]`: the sum of `scores` over the unit's slices.
 pub fn unit_scores(group: &UnitGroup, scores: &[Tensor<2>]) -> Tensor<1> {
-    let (n, w) = (group.count, group.width);
+    let n = group.count;
     let parts: Vec<Tensor<1>> = group
         .members
         .iter()
-        .map(|&(m, axis)| {
+        .map(|&Member { layer: m, axis, width: w }| {
             let s = scores[m].clone();
             let [r, c] = s.dims();
             match axis {
@@ -52,11 +52,11 @@ pub fn kept_units(count: usize, density: f64) -> usize {
 pub fn unit_masks(groups: &[UnitGroup], scores: &[Tensor<2>], density: f64) -> Vec<Tensor<2>> {
     let mut masks: Vec<Option<Tensor<2>>> = vec![None; scores.len()];
     for g in groups {
-        let device = scores[g.members[0].0].device();
+        let device = scores[g.members[0].layer].device();
         let s: Vec<f32> = unit_scores(g, scores).detach().to_data().convert::<f32>().try_to_vec().expect("f32 unit scores");
         let keep = Tensor::<1>::from_data(TensorData::new(keep_best(&s, kept_units(g.count, density)), [g.count]), &device);
-        for &(m, axis) in &g.members {
-            masks[m] = Some(expand(&keep, g.width, axis, scores[m].dims()));
+        for m in &g.members {
+            masks[m.layer] = Some(expand(&keep, m.width, m.axis, scores[m.layer].dims()));
         }
     }
     masks.into_iter().zip(scores).map(|(m, s)| m.unwrap_or_else(|| Tensor::ones(s.dims(), &s.device()))).collect()
@@ -79,11 +79,11 @@ pub fn remove_units(model: &mut dyn PrunableModel, removed: &[(usize, usize)]) {
     for (g, k) in keep.into_iter().enumerate() {
         let Some(k) = k else { continue };
         let group = &groups[g];
-        for &(m, axis) in &group.members {
-            let layer = &mut layers[m].1;
+        for member in &group.members {
+            let layer = &mut layers[member.layer].1;
             let device = layer.weight.val().device();
             let unit = Tensor::<1>::from_data(TensorData::new(k.clone(), [group.count]), &device);
-            let mask = expand(&unit, group.width, axis, layer.dims());
+            let mask = expand(&unit, member.width, member.axis, layer.dims());
             layer.mask = Some(match layer.mask.take() {
                 Some(old) => old * mask,
                 None => mask,

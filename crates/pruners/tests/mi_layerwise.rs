@@ -83,7 +83,7 @@ fn top_down_selection_keeps_the_scheduled_units_per_layer() {
         let mut sorted = scores.clone();
         sorted.sort_by(|a, b| b.total_cmp(a));
         let group = &model.unit_groups()[g];
-        let (m, axis) = group.members[0];
+        let models::Member { layer: m, axis, .. } = group.members[0];
         let mask: Vec<f32> = model.prunable_layers()[m].1.mask.clone().unwrap().to_data().try_to_vec().unwrap();
         let [_, c] = model.prunable_layers()[m].1.dims();
         assert_eq!(axis, models::Axis::Rows);

@@ -43,10 +43,10 @@ fn kept_units_of(model: &BertForSequenceClassification) -> Vec<Vec<usize>> {
                     let states: Vec<bool> = g
                         .members
                         .iter()
-                        .flat_map(|&(m, axis)| {
+                        .flat_map(|&models::Member { layer: m, axis, width }| {
                             let mask = host(layers[m].1.mask.clone().unwrap());
                             let [r, c] = layers[m].1.dims();
-                            (u * g.width..(u + 1) * g.width).flat_map(move |k| -> Vec<f32> {
+                            (u * width..(u + 1) * width).flat_map(move |k| -> Vec<f32> {
                                 match axis {
                                     Axis::Rows => (0..c).map(|j| mask[k * c + j]).collect(),
                                     Axis::Cols => (0..r).map(|i| mask[i * c + k]).collect(),

@@ -18,7 +18,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::init::HostRng;
 use crate::layers::{Dropout, Embedding, LayerNorm};
-use crate::linear::{Axis, PrunableLinear, PrunableModel, UnitGroup, UnitKind};
+use crate::linear::{Member, PrunableLinear, PrunableModel, UnitGroup, UnitKind};
 
 /// GELU (exact, erf) with its exact gradient on every backend, as `torch.nn.functional.gelu`:
 /// see [`crate::fused::gelu`].
@@ -422,11 +422,12 @@ impl PrunableModel for BertForSequenceClassification {
         for (i, layer) in self.bert.encoder.layer.iter().enumerate() {
             let base = 6 * i;
             let s = &layer.attention.self_;
+            let hd = s.head_dim;
             out.push(UnitGroup {
                 name: format!("bert.encoder.layer.{i}.attention.heads"),
                 count: s.num_heads,
                 width: s.head_dim,
-                members: vec![(base, Axis::Rows), (base + 1, Axis::Rows), (base + 2, Axis::Rows), (base + 3, Axis::Cols)],
+                members: vec![Member::rows(base, hd), Member::rows(base + 1, hd), Member::rows(base + 2, hd), Member::cols(base + 3, hd)],
                 depth: i,
                 kind: UnitKind::Head,
                 residual: true,
@@ -435,7 +436,7 @@ impl PrunableModel for BertForSequenceClassification {
                 name: format!("bert.encoder.layer.{i}.ffn.neurons"),
                 count: layer.intermediate.dense.dims()[0],
                 width: 1,
-                members: vec![(base + 4, Axis::Rows), (base + 5, Axis::Cols)],
+                members: vec![Member::rows(base + 4, 1), Member::cols(base + 5, 1)],
                 depth: i,
                 kind: UnitKind::Neuron,
                 residual: true,

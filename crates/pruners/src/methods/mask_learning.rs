@@ -33,11 +33,11 @@ pub const NEURON_INIT: f64 = 0.0;
 pub const BLOCK_INIT: f64 = 10.0;
 
 /// The initial log α of a unit's gate: heads start (almost surely) open, neurons at CoFi's drop
-/// rate 0.5.
+/// rate 0.5, filters (our choice, CoFi has none) like neurons.
 pub fn unit_init(kind: UnitKind) -> f64 {
     match kind {
         UnitKind::Head => HEAD_INIT,
-        UnitKind::Neuron => NEURON_INIT,
+        UnitKind::Neuron | UnitKind::Filter => NEURON_INIT,
     }
 }
 

@@ -229,8 +229,8 @@ impl Pruner for MiLayerwise {
         let mut masks: Vec<Option<Tensor<2>>> = vec![None; dims.len()];
         for (g, group) in groups.iter().enumerate() {
             let keep = Tensor::<1>::from_data(TensorData::new(keep_per_group[g].clone(), [group.count]), &device);
-            for &(m, axis) in &group.members {
-                masks[m] = Some(expand(&keep, group.width, axis, dims[m]));
+            for m in &group.members {
+                masks[m.layer] = Some(expand(&keep, m.width, m.axis, dims[m.layer]));
             }
         }
         self.masks = Some(masks.into_iter().zip(&dims).map(|(m, d)| m.unwrap_or_else(|| Tensor::ones(*d, &device))).collect());
