@@ -527,3 +527,41 @@ pub fn compact(model: &Cnn, image_size: usize) -> (Cnn, CnnCompaction) {
     };
     (out, report)
 }
+
+/// Loads the pretrained MNIST CNN of PyPI `digit-recognizer-py==0.1.0` (a PyTorch state dict:
+/// `conv_layers.{0,3,6}`, `fc_layers.{0,2}`) into [`CnnConfig::digit_recognizer`]'s shapes.
+/// A conv weight `[out, in, 3, 3]` is read as the `[out, in·9]` matrix it is in memory.
+/// Errors name the file and the key.
+pub fn load_digit_recognizer(path: &std::path::Path, device: &Device) -> Result<Cnn, String> {
+    use burn_store::pytorch_reader::{DType, PytorchReader};
+    let shown = path.display();
+    let reader = PytorchReader::new(path).map_err(|e| format!("{shown}: not a readable PyTorch checkpoint: {e}"))?;
+    let read = |key: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
+        let t = reader.get(key).ok_or_else(|| format!("{shown}: no tensor `{key}`"))?;
+        if t.shape() != shape {
+            return Err(format!("{shown}: `{key}` has shape {:?}, expected {shape:?}", t.shape()));
+        }
+        if t.dtype() != DType::F32 {
+            return Err(format!("{shown}: `{key}` is {:?}, expected f32", t.dtype()));
+        }
+        let bytes = t.read().map_err(|e| format!("{shown}: `{key}`: {e}"))?;
+        Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    };
+    let c = CnnConfig::digit_recognizer();
+    let mut model = Cnn::new(&c, 0, device);
+    let mut c_in = c.in_channels;
+    for (s, key) in ["conv_layers.0", "conv_layers.3", "conv_layers.6"].iter().enumerate() {
+        let o = c.channels[s];
+        let w = read(&format!("{key}.weight"), &[o, c_in, 3, 3])?;
+        let b = read(&format!("{key}.bias"), &[o])?;
+        model.convs[s].linear = linear_from(w, b, [o, c_in * 9], device);
+        c_in = o;
+    }
+    let flat = c_in * c.final_side() * c.final_side();
+    for (i, (key, [o, n])) in [("fc_layers.0", [c.hidden, flat]), ("fc_layers.2", [c.num_classes, c.hidden])].into_iter().enumerate() {
+        let w = read(&format!("{key}.weight"), &[o, n])?;
+        let b = read(&format!("{key}.bias"), &[o])?;
+        model.fcs[i] = linear_from(w, b, [o, n], device);
+    }
+    Ok(model)
+}
