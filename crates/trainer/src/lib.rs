@@ -22,6 +22,7 @@ pub mod prune;
 pub mod report;
 pub mod source;
 pub mod sweep;
+pub mod image_task;
 pub mod tabular_task;
 pub mod task;
 pub mod text_task;

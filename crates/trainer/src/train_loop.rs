@@ -253,6 +253,10 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
             let (task, model) = TabularTask::load(exp, &sel.device)?;
             run_task(&run, &task, model, &sel.device)
         }
+        ModelKind::Cnn => {
+            let (task, model) = crate::image_task::ImageTask::load(exp, &sel.device)?;
+            run_task(&run, &task, model, &sel.device)
+        }
     }
 }
 
