@@ -65,6 +65,9 @@ pub trait LossProbe {
     /// the units `removed` taken out: their rows and columns zeroed in every matrix of their
     /// group. `&[]` gives the loss as the model stands.
     fn loss_without(&mut self, removed: &[(usize, usize)]) -> f64;
+    /// The fraction of the calibration examples classified correctly under the same removal
+    /// (SBPF's injected damage, adaptive policies with an accuracy target).
+    fn accuracy_without(&mut self, removed: &[(usize, usize)]) -> f64;
 }
 
 /// What a method receives for its [`LossRequest`].

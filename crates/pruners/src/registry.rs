@@ -69,6 +69,7 @@ pub const METHODS: &[MethodSpec] = &[
     MethodSpec { name: "wanda", about: "one-shot |W|·‖X‖ from calibration inputs (Wanda)", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::wanda::Wanda) },
     MethodSpec { name: "stade", about: "one-shot W²·Var(X), the mean folded into the bias (STADE)", target: Target::Density, one_shot: true, structured: false, keys: &["calibration_samples", "comparison", "n_m", "granularity", "stade_layers"], build: methods::stade::build },
     MethodSpec { name: "oneshot_magnitude", about: "one-shot |W| with the one-shot selections", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::oneshot_magnitude::OneShotMagnitude) },
+    MethodSpec { name: "sbpf", about: "units by L1 within each layer, per-layer ratios from injected-damage sensitivity (SBPF)", target: Target::Density, one_shot: true, structured: true, keys: &["calibration_samples"], build: methods::sbpf::build },
     MethodSpec { name: "taylor", about: "one-shot |W·∂L/∂W| from gradients over calibration batches (Molchanov et al. 2019)", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::taylor::Taylor) },
 ];
 

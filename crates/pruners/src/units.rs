@@ -62,6 +62,38 @@ pub fn unit_masks(groups: &[UnitGroup], scores: &[Tensor<2>], density: f64) -> V
     masks.into_iter().zip(scores).map(|(m, s)| m.unwrap_or_else(|| Tensor::ones(s.dims(), &s.device()))).collect()
 }
 
+/// Each unit's L1 norm: `Σ|W|` over every slice it owns (masks and gates applied), per group.
+pub fn l1_scores(model: &dyn PrunableModel) -> Vec<Vec<f32>> {
+    let abs: Vec<Tensor<2>> = model.prunable_layers().iter().map(|(_, l)| l.effective_weight().detach().abs()).collect();
+    model
+        .unit_groups()
+        .iter()
+        .map(|g| unit_scores(g, &abs).to_data().convert::<f32>().try_to_vec().expect("f32 unit scores"))
+        .collect()
+}
+
+/// The masks that keep, in group `g`, the units where `keep[g][u]` is 1 (every slice of a
+/// removed unit zeroed); matrices in no group keep everything. `dims` in `prunable_layers()`
+/// order.
+pub fn masks_from_keep(groups: &[UnitGroup], keep: &[Vec<f32>], dims: &[[usize; 2]], device: &burn::tensor::Device) -> Vec<Tensor<2>> {
+    let mut masks: Vec<Tensor<2>> = dims.iter().map(|d| Tensor::ones(*d, device)).collect();
+    for (g, k) in groups.iter().zip(keep) {
+        let unit = Tensor::<1>::from_data(TensorData::new(k.clone(), [g.count]), device);
+        for m in &g.members {
+            masks[m.layer] = masks[m.layer].clone() * expand(&unit, m.width, m.axis, dims[m.layer]);
+        }
+    }
+    masks
+}
+
+/// Indices of the `k` lowest scores (ties: lowest index first).
+pub fn lowest(scores: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
 /// Takes units out of a model through its masks: every slice that unit `u` of group `g` owns
 /// (`removed` holds `(g, u)`, `g` indexing `unit_groups()`) is multiplied by 0, on top of the
 /// masks already set. A removed unit then contributes nothing downstream (its columns in the

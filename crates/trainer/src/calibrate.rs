@@ -54,4 +54,16 @@ impl<T: Task> LossProbe for TaskProbe<'_, T> {
         }
         total / self.idx.len().max(1) as f64
     }
+
+    fn accuracy_without(&mut self, removed: &[(usize, usize)]) -> f64 {
+        let mut m = self.model.clone();
+        pruners::units::remove_units(&mut m, removed);
+        let mut correct = 0usize;
+        for chunk in self.idx.chunks(self.batch.max(1)) {
+            let (logits, labels) = self.task.forward(&m, Split::Train, chunk, &self.device);
+            let [n, _] = logits.dims();
+            correct += logits.argmax(1).reshape([n]).equal(labels).int().sum().into_scalar::<i64>() as usize;
+        }
+        correct as f64 / self.idx.len().max(1) as f64
+    }
 }

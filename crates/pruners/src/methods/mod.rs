@@ -4,6 +4,7 @@ pub mod dense;
 pub mod magnitude;
 pub mod movement;
 pub mod random;
+pub mod sbpf;
 pub mod soft_movement;
 pub mod l0;
 pub mod mi_layerwise;
