@@ -48,6 +48,10 @@ fn normalise_key(key: &str, bare_encoder: bool) -> String {
     if bare_encoder && !k.starts_with("classifier.") {
         k = format!("bert.{k}");
     }
+    // Only LayerNorm's: BatchNorm's parameters are called gamma and beta in burn (CNN files).
+    if !k.contains("LayerNorm.") {
+        return k;
+    }
     if let Some(stem) = k.strip_suffix(".gamma") {
         k = format!("{stem}.weight");
     } else if let Some(stem) = k.strip_suffix(".beta") {

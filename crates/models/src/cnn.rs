@@ -227,6 +227,8 @@ pub struct Cnn {
     /// The head: `[hidden, classifier]` or `[classifier]`.
     pub fcs: Vec<PrunableLinear>,
     pub residual: bool,
+    /// Side of the input images.
+    pub image_size: usize,
     pub dropout: Dropout,
     pub pruner_params: Option<PrunerParams>,
 }
@@ -255,7 +257,7 @@ impl Cnn {
             linear_from(w, b, [o, i], device)
         };
         let fcs = if c.hidden > 0 { vec![linear(flat, c.hidden), linear(c.hidden, c.num_classes)] } else { vec![linear(flat, c.num_classes)] };
-        Self { convs, fcs, residual: c.residual, dropout: Dropout::new(c.dropout), pruner_params: None }
+        Self { convs, fcs, residual: c.residual, image_size: c.image_size, dropout: Dropout::new(c.dropout), pruner_params: None }
     }
 
     fn per_stage(&self) -> usize {
@@ -424,6 +426,15 @@ impl PrunableModel for Cnn {
     fn pruner_params_slot(&mut self) -> Option<&mut Option<PrunerParams>> {
         Some(&mut self.pruner_params)
     }
+    /// A stage's convs run at every position of its (same-padded) map; the head's linears once.
+    fn uses_per_example(&self) -> Vec<usize> {
+        let p = self.per_stage();
+        let convs = (0..self.convs.len()).map(|i| {
+            let side = self.image_size >> (i / p);
+            side * side
+        });
+        convs.chain(self.fcs.iter().map(|_| 1)).collect()
+    }
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -516,7 +527,7 @@ pub fn compact(model: &Cnn, image_size: usize) -> (Cnn, CnnCompaction) {
         })
         .collect();
     let fcs: Vec<PrunableLinear> = weights.collect();
-    let out = Cnn { convs, fcs, residual: model.residual, dropout: model.dropout.clone(), pruner_params: None };
+    let out = Cnn { convs, fcs, residual: model.residual, image_size: model.image_size, dropout: model.dropout.clone(), pruner_params: None };
     let (before, after) = (model.config(image_size, 0.0), out.config(image_size, 0.0));
     let report = CnnCompaction {
         kept: kept_report,

@@ -122,6 +122,12 @@ pub trait PrunableModel {
     fn pruner_params(&self) -> Option<&PrunerParams> {
         None
     }
+    /// How many times each prunable matrix is applied per example (a conv: once per output
+    /// position; a linear on one vector: once), in `prunable_layers()` order; FLOP counts weigh
+    /// a matrix's kept weights by it. Default: 1 each (per token for BERT).
+    fn uses_per_example(&self) -> Vec<usize> {
+        vec![1; self.prunable_layers().len()]
+    }
     /// The slot for them, to add or remove them.
     fn pruner_params_slot(&mut self) -> Option<&mut Option<PrunerParams>> {
         None

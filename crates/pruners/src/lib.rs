@@ -213,6 +213,17 @@ pub struct PruningConfig {
     /// or `"all"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stade_layers: Option<methods::stade::StadeLayers>,
+    /// activation: what the adaptive policy holds — `"units"` (default: at most
+    /// 1 − final_density of the units removed), `"params"`, `"flops"` (of the prunable
+    /// matrices), or `"accuracy"` (calibration accuracy at most `accuracy_loss` below the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive_target: Option<methods::activation::AdaptiveTarget>,
+    /// activation, with adaptive_target = "accuracy": the accuracy drop allowed (a fraction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_loss: Option<f64>,
+    /// activation: training steps between two pruning rounds (the retraining of a round).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_steps: Option<usize>,
 }
 
 fn one() -> f64 {
@@ -287,6 +298,9 @@ impl Default for PruningConfig {
             comparison: None,
             n_m: None,
             stade_layers: None,
+            adaptive_target: None,
+            accuracy_loss: None,
+            round_steps: None,
         }
     }
 }
@@ -341,7 +355,7 @@ impl PruningConfig {
         if self.granularity != Granularity::Weight {
             set.push(format!("granularity = {:?}", self.granularity));
         }
-        for (key, on) in [("freeze_scores_at", self.freeze_scores_at.is_some()), ("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some()), ("stade_layers", self.stade_layers.is_some())] {
+        for (key, on) in [("freeze_scores_at", self.freeze_scores_at.is_some()), ("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some()), ("stade_layers", self.stade_layers.is_some()), ("adaptive_target", self.adaptive_target.is_some()), ("accuracy_loss", self.accuracy_loss.is_some()), ("round_steps", self.round_steps.is_some())] {
             if on {
                 set.push(key.to_string());
             }

@@ -49,7 +49,7 @@ pub struct BuildContext {
 
 /// Keys of `[pruning]` that only some methods read (the others apply to all).
 pub const METHOD_KEYS: &[&str] =
-    &["scores_lr", "final_threshold", "lambda", "scope", "granularity", "calibration_samples", "multipliers_lr", "freeze_scores_at", "comparison", "n_m", "stade_layers"];
+    &["scores_lr", "final_threshold", "lambda", "scope", "granularity", "calibration_samples", "multipliers_lr", "freeze_scores_at", "comparison", "n_m", "stade_layers", "adaptive_target", "accuracy_loss", "round_steps"];
 
 const TOPK: &[&str] = &["scope", "granularity"];
 const LEARNED: &[&str] = &["scores_lr", "multipliers_lr"];
@@ -69,7 +69,9 @@ pub const METHODS: &[MethodSpec] = &[
     MethodSpec { name: "wanda", about: "one-shot |W|·‖X‖ from calibration inputs (Wanda)", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::wanda::Wanda) },
     MethodSpec { name: "stade", about: "one-shot W²·Var(X), the mean folded into the bias (STADE)", target: Target::Density, one_shot: true, structured: false, keys: &["calibration_samples", "comparison", "n_m", "granularity", "stade_layers"], build: methods::stade::build },
     MethodSpec { name: "oneshot_magnitude", about: "one-shot |W| with the one-shot selections", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::oneshot_magnitude::OneShotMagnitude) },
+    MethodSpec { name: "oneshot_random", about: "one-shot random scores with the one-shot selections (control)", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::oneshot_random::OneShotRandom { seed: c.seed }) },
     MethodSpec { name: "sbpf", about: "units by L1 within each layer, per-layer ratios from injected-damage sensitivity (SBPF)", target: Target::Density, one_shot: true, structured: true, keys: &["calibration_samples"], build: methods::sbpf::build },
+    MethodSpec { name: "activation", about: "units by mean activation, threshold rounds with an adaptive policy and rollback (AAP)", target: Target::Density, one_shot: false, structured: true, keys: &["calibration_samples", "adaptive_target", "accuracy_loss", "round_steps"], build: methods::activation::build },
     MethodSpec { name: "taylor", about: "one-shot |W·∂L/∂W| from gradients over calibration batches (Molchanov et al. 2019)", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::taylor::Taylor) },
 ];
 

@@ -56,7 +56,13 @@ pub fn unit_masks(groups: &[UnitGroup], scores: &[Tensor<2>], density: f64) -> V
         let s: Vec<f32> = unit_scores(g, scores).detach().to_data().convert::<f32>().try_to_vec().expect("f32 unit scores");
         let keep = Tensor::<1>::from_data(TensorData::new(keep_best(&s, kept_units(g.count, density)), [g.count]), &device);
         for m in &g.members {
-            masks[m.layer] = Some(expand(&keep, m.width, m.axis, scores[m.layer].dims()));
+            // A matrix can belong to two groups (a conv's rows are its filters, its columns the
+            // previous conv's; an MLP's middle layer): the masks multiply.
+            let e = expand(&keep, m.width, m.axis, scores[m.layer].dims());
+            masks[m.layer] = Some(match masks[m.layer].take() {
+                Some(old) => old * e,
+                None => e,
+            });
         }
     }
     masks.into_iter().zip(scores).map(|(m, s)| m.unwrap_or_else(|| Tensor::ones(s.dims(), &s.device()))).collect()

@@ -13,7 +13,8 @@
 //! "pruning.method" = ["magnitude", "movement"]
 //! "pruning.final_density" = [0.10, 0.03]
 //!
-//! seeds = [1, 2, 3]                  # optional (top level): every run once per seed
+//! seeds = [1, 2, 3]                  # optional (top level): every run once per seed; "{seed}"
+//!                                     # in a value is replaced by it
 //! ```
 //!
 //! After every run the outputs in `output_dir` are rewritten: `results.csv` (one row per run),
@@ -130,7 +131,8 @@ impl SweepFile {
                 self.seeds.iter().map(move |seed| Planned {
                     name: format!("{}-seed{seed}", p.name),
                     group: p.group.clone(),
-                    overrides: p.overrides.iter().cloned().chain([format!("seed={seed}")]).collect(),
+                    // `{seed}` in a value becomes the run's seed (e.g. one starting model per seed).
+                    overrides: p.overrides.iter().map(|o| o.replace("{seed}", &seed.to_string())).chain([format!("seed={seed}")]).collect(),
                 })
             })
             .collect()

@@ -230,7 +230,11 @@ impl Pruner for MiLayerwise {
         for (g, group) in groups.iter().enumerate() {
             let keep = Tensor::<1>::from_data(TensorData::new(keep_per_group[g].clone(), [group.count]), &device);
             for m in &group.members {
-                masks[m.layer] = Some(expand(&keep, m.width, m.axis, dims[m.layer]));
+                let e = expand(&keep, m.width, m.axis, dims[m.layer]);
+                masks[m.layer] = Some(match masks[m.layer].take() {
+                    Some(old) => old * e,
+                    None => e,
+                });
             }
         }
         self.masks = Some(masks.into_iter().zip(&dims).map(|(m, d)| m.unwrap_or_else(|| Tensor::ones(*d, &device))).collect());

@@ -3,6 +3,7 @@
 pub mod dense;
 pub mod magnitude;
 pub mod movement;
+pub mod activation;
 pub mod random;
 pub mod sbpf;
 pub mod soft_movement;
@@ -13,4 +14,5 @@ pub mod minimax_uniform;
 pub mod wanda;
 pub mod stade;
 pub mod oneshot_magnitude;
+pub mod oneshot_random;
 pub mod taylor;
