@@ -72,6 +72,39 @@ pub fn allocate(p: f64, counts: &[usize], sensitivities: &[f64], p_max: f64) -> 
     }
 }
 
+/// Whole units to remove per group from the ratios: the floors of `p_l·n_l`, then one more to
+/// the largest remainders until `total` (largest-remainder rounding, so the budget is met
+/// exactly), each group keeping at least one unit.
+pub fn integer_removals(ratios: &[f64], counts: &[usize], total: usize) -> Vec<usize> {
+    let want: Vec<f64> = ratios.iter().zip(counts).map(|(p, &n)| p * n as f64).collect();
+    let mut out: Vec<usize> = want.iter().zip(counts).map(|(w, &n)| (w.floor() as usize).min(n.saturating_sub(1))).collect();
+    let mut order: Vec<usize> = (0..counts.len()).collect();
+    order.sort_by(|&a, &b| (want[b] - want[b].floor()).total_cmp(&(want[a] - want[a].floor())).then(a.cmp(&b)));
+    let mut missing = total.saturating_sub(out.iter().sum());
+    while missing > 0 {
+        let before = missing;
+        for &g in &order {
+            if missing > 0 && out[g] + 1 < counts[g] && (out[g] as f64) < want[g].ceil() {
+                out[g] += 1;
+                missing -= 1;
+            }
+        }
+        if missing == before {
+            break; // every group is at its ceiling or keeps one unit
+        }
+    }
+    // Still short (a group capped at one kept unit): the others take the rest, highest ratio first.
+    let mut by_ratio: Vec<usize> = (0..counts.len()).collect();
+    by_ratio.sort_by(|&a, &b| ratios[b].total_cmp(&ratios[a]).then(a.cmp(&b)));
+    for &g in &by_ratio {
+        let room = counts[g].saturating_sub(1) - out[g];
+        let take = room.min(missing);
+        out[g] += take;
+        missing -= take;
+    }
+    out
+}
+
 impl Pruner for Sbpf {
     fn name(&self) -> &'static str {
         "sbpf"
@@ -109,11 +142,13 @@ impl Pruner for Sbpf {
         let counts: Vec<usize> = groups.iter().map(|g| g.count).collect();
         self.ratios = allocate(1.0 - self.density, &counts, &self.sensitivities, P_MAX);
         let l1 = l1_scores(model);
+        let total: usize = counts.iter().sum();
+        let removals = integer_removals(&self.ratios, &counts, ((1.0 - self.density) * total as f64).round() as usize);
         let keep: Vec<Vec<f32>> = groups
             .iter()
             .enumerate()
             .map(|(g, group)| {
-                let remove = ((self.ratios[g] * group.count as f64).round() as usize).min(group.count - 1);
+                let remove = removals[g];
                 let mut k = vec![1.0; group.count];
                 for u in lowest(&l1[g], remove) {
                     k[u] = 0.0;
@@ -185,5 +220,15 @@ mod tests {
         // Unequal sizes: the budget is in units.
         let p = allocate(0.5, &[10, 30], &[0.2, 0.2], 1.0);
         assert!((10.0 * p[0] + 30.0 * p[1] - 20.0).abs() < 1e-9 && (p[0] - p[1]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn whole_units_meet_the_budget_exactly() {
+        use super::integer_removals;
+        // 6·0.35 + 8·0.4 + 12·0.6 = 2.1 + 3.2 + 7.2 = 12.5 → 13 units: floors 2 + 3 + 7 = 12,
+        // and the largest remainder (0.1, 0.2, 0.2: the second, by index among equals) one more.
+        assert_eq!(integer_removals(&[0.35, 0.4, 0.6], &[6, 8, 12], 13), vec![2, 4, 7]);
+        // A group keeps one unit even when its ratio says all; the other takes what is left.
+        assert_eq!(integer_removals(&[1.0, 0.0], &[3, 5], 3), vec![2, 1]);
     }
 }
