@@ -202,6 +202,28 @@ impl Task for ImageTask {
     }
     fn compact(&self, model: &Cnn) -> Compacted<Cnn> {
         let (small, report) = compact(model, self.config.image_size);
+        // Forward latency of the network before and after, at batch 1 and 256 (median of 7, after
+        // a warm-up), on the evaluation device: what the smaller shapes buy.
+        let device = model.fcs[0].weight.val().device();
+        let latency = |m: &Cnn, batch: usize| -> f64 {
+            let idx: Vec<usize> = (0..batch).map(|i| i % self.test.len().max(1)).collect();
+            let set = if self.test.is_empty() { &self.train } else { &self.test };
+            let x = self.batcher.batch(set, &idx, &device).images;
+            let mut t: Vec<f64> = (0..8)
+                .map(|_| {
+                    let s = std::time::Instant::now();
+                    let _ = m.forward(x.clone()).into_data();
+                    s.elapsed().as_secs_f64() * 1e3
+                })
+                .skip(1)
+                .collect();
+            t.sort_by(|a, b| a.total_cmp(b));
+            t[t.len() / 2]
+        };
+        let timings = serde_json::json!({
+            "latency_ms_before": {"batch_1": latency(model, 1), "batch_256": latency(model, 256)},
+            "latency_ms_after": {"batch_1": latency(&small, 1), "batch_256": latency(&small, 256)},
+        });
         tracing::info!(
             "compacted: {} → {} parameters, {} → {} MACs per image; kept {:?}",
             report.params_before,
@@ -211,7 +233,11 @@ impl Task for ImageTask {
             report.kept
         );
         let config = small.config(self.config.image_size, self.config.dropout);
-        Compacted { model: small, report: serde_json::to_value(&report).unwrap_or_default(), config: serde_json::to_value(&config).unwrap_or_default() }
+        let mut report = serde_json::to_value(&report).unwrap_or_default();
+        if let (Some(r), Some(t)) = (report.as_object_mut(), timings.as_object()) {
+            r.extend(t.clone());
+        }
+        Compacted { model: small, report, config: serde_json::to_value(&config).unwrap_or_default() }
     }
     fn save(&self, model: &Cnn, compacted: Option<&serde_json::Value>, out: &Path) -> Result<(), String> {
         save_safetensors(model, &out.join("model.safetensors")).map_err(|e| e.to_string())?;
