@@ -148,3 +148,26 @@ fn mi_pruned_mlps_compact_to_their_share_of_every_layer() {
         assert_eq!(widths, hidden.iter().map(|&w| kept_units(w, 0.5)).collect::<Vec<_>>(), "{hidden:?}");
     }
 }
+
+/// Structured top-k (magnitude, movement with `granularity = "unit"`) on an MLP of two hidden
+/// layers: the middle matrix belongs to two groups (its rows are layer 1's neurons, its columns
+/// layer 0's), and its mask keeps a weight only when both its neurons are kept. (The masks of the
+/// two groups used to overwrite each other there.)
+#[test]
+fn unit_masks_multiply_where_a_matrix_belongs_to_two_groups() {
+    let m = mlp(&[12, 10]);
+    let groups = models::PrunableModel::unit_groups(&m);
+    let scores: Vec<Tensor<2>> = m.layers.iter().map(|l| l.weight.val().abs()).collect();
+    let masks = pruners::units::unit_masks(&groups, &scores, 0.5);
+    let mid = host(masks[1].clone());
+    let (rows, cols) = (10, 12);
+    let kept_rows: Vec<usize> = (0..rows).filter(|&r| host(masks[2].clone())[r] == 1.0).collect(); // layer 2's columns
+    let kept_cols: Vec<usize> = (0..cols).filter(|&c| host(masks[0].clone())[c * 5] == 1.0).collect(); // layer 0's rows
+    assert_eq!((kept_rows.len(), kept_cols.len()), (5, 6));
+    for r in 0..rows {
+        for c in 0..cols {
+            let want = (kept_rows.contains(&r) && kept_cols.contains(&c)) as u8 as f32;
+            assert_eq!(mid[r * cols + c], want, "middle mask at ({r}, {c})");
+        }
+    }
+}
