@@ -69,24 +69,7 @@ pub fn compact(model: &BertForSequenceClassification, config: &BertConfig) -> (B
     new_config.pruned_heads.clear();
     let (mut heads_report, mut widths) = (Vec::new(), Vec::new());
     for (i, layer) in out.bert.encoder.layer.iter_mut().enumerate() {
-        let device = layer.output.dense.weight.val().device();
-        let (h, d) = (layer.attention.self_.num_heads, layer.attention.self_.head_dim);
-        let heads = live_column_groups(layer.attention.output.dense.effective_weight(), h, d);
-        let ffn = layer.output.dense.dims()[1];
-        let neurons = live_column_groups(layer.output.dense.effective_weight(), ffn, 1);
-
-        let head_idx: Vec<usize> = heads.iter().flat_map(|&u| u * d..(u + 1) * d).collect();
-        let head_idx = index(&head_idx, &device);
-        let s = &mut layer.attention.self_;
-        s.query = slice_linear(&s.query, Some(&head_idx), None);
-        s.key = slice_linear(&s.key, Some(&head_idx), None);
-        s.value = slice_linear(&s.value, Some(&head_idx), None);
-        s.num_heads = heads.len();
-        layer.attention.output.dense = slice_linear(&layer.attention.output.dense, None, Some(&head_idx));
-        let neuron_idx = index(&neurons, &device);
-        layer.intermediate.dense = slice_linear(&layer.intermediate.dense, Some(&neuron_idx), None);
-        layer.output.dense = slice_linear(&layer.output.dense, None, Some(&neuron_idx));
-
+        let (heads, neurons) = compact_layer(layer);
         // Head indices of this model → indices of the original checkpoint.
         let original = config.kept_heads(i);
         let kept_original: Vec<usize> = heads.iter().map(|&u| original[u]).collect();
@@ -105,4 +88,30 @@ pub fn compact(model: &BertForSequenceClassification, config: &BertConfig) -> (B
     }
     let params_after = count_params(&out);
     (out, new_config, CompactionReport { heads: heads_report, ffn_widths: widths, params_before, params_after })
+}
+
+/// Cuts one encoder layer down to its live heads (non-zero columns of the attention output)
+/// and live FFN neurons (non-zero columns of the output dense); returns the kept head and
+/// neuron indices (of this layer as it was).
+pub(crate) fn compact_layer(layer: &mut crate::bert::BertLayer) -> (Vec<usize>, Vec<usize>) {
+    {
+        let device = layer.output.dense.weight.val().device();
+        let (h, d) = (layer.attention.self_.num_heads, layer.attention.self_.head_dim);
+        let heads = live_column_groups(layer.attention.output.dense.effective_weight(), h, d);
+        let ffn = layer.output.dense.dims()[1];
+        let neurons = live_column_groups(layer.output.dense.effective_weight(), ffn, 1);
+
+        let head_idx: Vec<usize> = heads.iter().flat_map(|&u| u * d..(u + 1) * d).collect();
+        let head_idx = index(&head_idx, &device);
+        let s = &mut layer.attention.self_;
+        s.query = slice_linear(&s.query, Some(&head_idx), None);
+        s.key = slice_linear(&s.key, Some(&head_idx), None);
+        s.value = slice_linear(&s.value, Some(&head_idx), None);
+        s.num_heads = heads.len();
+        layer.attention.output.dense = slice_linear(&layer.attention.output.dense, None, Some(&head_idx));
+        let neuron_idx = index(&neurons, &device);
+        layer.intermediate.dense = slice_linear(&layer.intermediate.dense, Some(&neuron_idx), None);
+        layer.output.dense = slice_linear(&layer.output.dense, None, Some(&neuron_idx));
+        (heads, neurons)
+    }
 }

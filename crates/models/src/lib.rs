@@ -17,4 +17,5 @@ pub mod compact;
 pub mod fused;
 pub mod init;
 pub mod mlp;
+pub mod vit;
 pub use mlp::{Mlp, MlpConfig};

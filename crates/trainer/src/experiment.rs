@@ -168,6 +168,9 @@ pub struct ModelSection {
     /// small-ResNet option.
     #[serde(default)]
     pub residual: bool,
+    /// ViT: its shapes (defaults: patch 4, hidden 64, 4 layers, 4 heads, FFN 128).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vit: Option<VitSection>,
     /// Longest input in tokens, special tokens included.
     #[serde(default = "default_max_length")]
     pub max_length: usize,
@@ -211,6 +214,37 @@ pub enum ModelKind {
     /// A ConvNet on images (`models::cnn`): `channels`, `kernel_size`, `batch_norm`,
     /// `residual`, `inner_channels`, `hidden` (one width or none).
     Cnn,
+    /// A small Vision Transformer on images (`models::vit`): `[model.vit]`.
+    Vit,
+}
+
+/// `[model.vit]`: the ViT's shapes (image size, channels and classes come from the data).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VitSection {
+    #[serde(default = "default_patch")]
+    pub patch_size: usize,
+    #[serde(default = "default_vit_hidden")]
+    pub hidden_size: usize,
+    #[serde(default = "default_vit_layers")]
+    pub num_layers: usize,
+    #[serde(default = "default_vit_layers")]
+    pub num_heads: usize,
+    #[serde(default = "default_vit_ffn")]
+    pub intermediate_size: usize,
+}
+
+fn default_patch() -> usize {
+    4
+}
+fn default_vit_hidden() -> usize {
+    64
+}
+fn default_vit_layers() -> usize {
+    4
+}
+fn default_vit_ffn() -> usize {
+    128
 }
 
 fn default_max_length() -> usize {
@@ -514,7 +548,8 @@ impl Experiment {
         }
         match (self.model.kind, self.data.is_image()) {
             (ModelKind::Cnn, false) => return Err("model.kind = \"cnn\" needs image data (data.kind = \"fashion_mnist\" or \"mnist_5k\")".into()),
-            (ModelKind::Bert | ModelKind::Mlp, true) => return Err("image data (fashion_mnist, mnist_5k) goes with model.kind = \"cnn\"".into()),
+            (ModelKind::Vit, false) => return Err("model.kind = \"vit\" needs image data (data.kind = \"fashion_mnist\" or \"mnist_5k\")".into()),
+            (ModelKind::Bert | ModelKind::Mlp, true) => return Err("image data (fashion_mnist, mnist_5k) goes with model.kind = \"cnn\" or \"vit\"".into()),
             (ModelKind::Cnn, true) if self.model.source.trim().is_empty() && self.model.channels.is_empty() => {
                 return Err("model.channels: a CNN needs its stage widths (e.g. [32, 64, 128]), or model.source \"digit-recognizer\" or a CNN checkpoint".into())
             }
@@ -532,7 +567,7 @@ impl Experiment {
             return Err(format!("model.hidden: a CNN's head has at most one hidden layer, found {:?}", self.model.hidden));
         }
         match (self.model.kind, self.data.is_tabular()) {
-            (ModelKind::Cnn, _) => {}
+            (ModelKind::Cnn | ModelKind::Vit, _) => {}
             (ModelKind::Bert, true) => return Err("model.kind = \"bert\" needs text data; tabular data (adult, compas) goes with model.kind = \"mlp\"".into()),
             (ModelKind::Mlp, false) => return Err("model.kind = \"mlp\" needs tabular data (data.kind = \"adult\" or \"compas\")".into()),
             (ModelKind::Bert, false) if self.model.source.trim().is_empty() => return Err("model.source: expected \"minilm\", a checkpoint directory or a hub id".into()),

@@ -1,5 +1,6 @@
-//! A ConvNet on grey images (Fashion-MNIST, MNIST 5k): images kept as bytes, batched as a
-//! normalised `[batch, 1, 28, 28]` tensor.
+//! An image model (the ConvNet, the ViT) on grey images (Fashion-MNIST, MNIST 5k): images kept
+//! as bytes, batched as a normalised `[batch, 1, 28, 28]` tensor. The task is written once over
+//! [`ImageModel`]; each model family says how it is built, run, compacted and saved.
 
 use crate::experiment::{DataSection, Experiment, ImageSection};
 use crate::report::write_json;
@@ -8,20 +9,87 @@ use burn::tensor::{Device, Int, Tensor};
 use datasets::images::{ImageBatcher, ImageSet};
 use models::checkpoint::{load_safetensors, save_safetensors};
 use models::cnn::{compact, load_digit_recognizer, Cnn, CnnConfig};
-use models::UnitActivations;
+use models::vit::{Vit, VitConfig};
+use models::{PrunableModel, UnitActivations};
 use std::path::Path;
 
 /// `model.source` naming the pretrained MNIST CNN of PyPI `digit-recognizer-py`.
 pub const DIGIT_RECOGNIZER: &str = "digit-recognizer";
 
-pub struct ImageTask {
+/// What the image task needs from a model family.
+pub trait ImageModel: burn::module::Module + PrunableModel + Clone + Send + std::fmt::Debug + 'static {
+    fn logits(&self, x: Tensor<4>) -> Tensor<2>;
+    fn activations(&self, x: Tensor<4>) -> UnitActivations;
+    /// The compacted model, what was kept (JSON), and the configuration to save with it;
+    /// `config` is the model's configuration before.
+    fn compacted(&self, config: &serde_json::Value) -> (Self, serde_json::Value, serde_json::Value);
+    /// Loads a directory this task saved (config.json + model.safetensors).
+    fn load_dir(dir: &Path, device: &Device) -> Result<(Self, serde_json::Value), String>;
+}
+
+impl ImageModel for Cnn {
+    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward(x)
+    }
+    fn activations(&self, x: Tensor<4>) -> UnitActivations {
+        self.unit_activations(x)
+    }
+    fn compacted(&self, config: &serde_json::Value) -> (Self, serde_json::Value, serde_json::Value) {
+        let dropout = config["dropout"].as_f64().unwrap_or(0.0);
+        let (small, report) = compact(self, self.image_size);
+        let c = small.config(self.image_size, dropout);
+        (small, serde_json::to_value(&report).unwrap_or_default(), serde_json::to_value(&c).unwrap_or_default())
+    }
+    fn load_dir(dir: &Path, device: &Device) -> Result<(Self, serde_json::Value), String> {
+        let cfg_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        let config: CnnConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        config.validate().map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        let model = load_weights(Cnn::new(&config, 0, device), dir)?;
+        Ok((model, serde_json::to_value(&config).unwrap_or_default()))
+    }
+}
+
+impl ImageModel for Vit {
+    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward(x)
+    }
+    fn activations(&self, x: Tensor<4>) -> UnitActivations {
+        self.unit_activations(x)
+    }
+    fn compacted(&self, config: &serde_json::Value) -> (Self, serde_json::Value, serde_json::Value) {
+        let c: VitConfig = serde_json::from_value(config.clone()).expect("the task's own ViT configuration");
+        let (small, c, report) = models::vit::compact(self, &c);
+        (small, serde_json::to_value(&report).unwrap_or_default(), serde_json::to_value(&c).unwrap_or_default())
+    }
+    fn load_dir(dir: &Path, device: &Device) -> Result<(Self, serde_json::Value), String> {
+        let cfg_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        let config: VitConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        config.validate().map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        let model = load_weights(Vit::new(&config, 0, device), dir)?;
+        Ok((model, serde_json::to_value(&config).unwrap_or_default()))
+    }
+}
+
+fn load_weights<M: burn::module::Module>(model: M, dir: &Path) -> Result<M, String> {
+    let (model, report) = load_safetensors(model, &dir.join("model.safetensors")).map_err(|e| e.to_string())?;
+    if !report.missing.is_empty() {
+        return Err(format!("{}: tensors missing: {}", dir.join("model.safetensors").display(), report.missing.join(", ")));
+    }
+    Ok(model)
+}
+
+pub struct ImageTask<M: ImageModel> {
     pub train: ImageSet,
     pub validation: ImageSet,
     pub test: ImageSet,
     pub batcher: ImageBatcher,
-    pub config: CnnConfig,
+    /// The model's configuration (`CnnConfig` or `VitConfig`), as saved.
+    pub config: serde_json::Value,
     pub label_names: Vec<String>,
     pub source: String,
+    _model: std::marker::PhantomData<M>,
 }
 
 /// A seeded permutation of `0..n` (SplitMix64 Fisher–Yates).
@@ -114,55 +182,85 @@ pub fn load_cnn(source: &str, dropout: f64, device: &Device) -> Result<(Cnn, Cnn
         let path = if source == DIGIT_RECOGNIZER { datasets::fetch::digit_cnn_pth().map_err(|e| e.to_string())? } else { source.into() };
         (load_digit_recognizer(&path, device)?, CnnConfig::digit_recognizer())
     } else {
-        let dir = Path::new(source);
-        let cfg_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
-        let config: CnnConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
-        config.validate().map_err(|e| format!("{}: {e}", cfg_path.display()))?;
-        let (model, report) = load_safetensors(Cnn::new(&config, 0, device), &dir.join("model.safetensors")).map_err(|e| e.to_string())?;
-        if !report.missing.is_empty() {
-            return Err(format!("{}: tensors missing: {}", dir.join("model.safetensors").display(), report.missing.join(", ")));
-        }
-        (model, config)
+        let (model, config) = Cnn::load_dir(Path::new(source), device)?;
+        (model, serde_json::from_value(config).map_err(|e| format!("{source}: {e}"))?)
     };
     model_and_config.1.dropout = dropout;
     model_and_config.0.dropout = models::layers::Dropout::new(dropout);
     Ok(model_and_config)
 }
 
-impl ImageTask {
-    pub fn load(exp: &Experiment, device: &Device) -> Result<(Self, Cnn), String> {
-        let (train, validation, test, batcher, label_names, source) = load_data(&exp.data)?;
-        tracing::info!("data: {source} ({} train / {} validation / {} test)", train.len(), validation.len(), test.len());
-        let m = &exp.model;
-        let (model, config) = if m.source.trim().is_empty() {
-            let c = CnnConfig {
-                in_channels: train.channels,
-                image_size: train.height,
-                channels: m.channels.clone(),
-                inner_channels: m.inner_channels.clone(),
-                kernel_size: m.kernel_size,
-                batch_norm: m.batch_norm,
-                residual: m.residual,
-                hidden: m.hidden.first().copied().unwrap_or(0),
-                num_classes: label_names.len(),
-                dropout: m.dropout,
-            };
-            c.validate().map_err(|e| format!("model: {e}"))?;
-            tracing::info!("CNN {:?} (residual {}, batch norm {}), {} parameters, randomly initialised", c.channels, c.residual, c.batch_norm, c.num_params());
-            (Cnn::new(&c, exp.seed, device), c)
-        } else {
-            load_cnn(m.source.trim(), m.dropout, device).map_err(|e| format!("model.source: {e}"))?
+/// The data and a CNN (built from `[model]` or loaded from `model.source`).
+pub fn load_cnn_task(exp: &Experiment, device: &Device) -> Result<(ImageTask<Cnn>, Cnn), String> {
+    let (train, validation, test, batcher, label_names, source) = load_data(&exp.data)?;
+    tracing::info!("data: {source} ({} train / {} validation / {} test)", train.len(), validation.len(), test.len());
+    let m = &exp.model;
+    let (model, config) = if m.source.trim().is_empty() {
+        let c = CnnConfig {
+            in_channels: train.channels,
+            image_size: train.height,
+            channels: m.channels.clone(),
+            inner_channels: m.inner_channels.clone(),
+            kernel_size: m.kernel_size,
+            batch_norm: m.batch_norm,
+            residual: m.residual,
+            hidden: m.hidden.first().copied().unwrap_or(0),
+            num_classes: label_names.len(),
+            dropout: m.dropout,
         };
-        if config.image_size != train.height || config.in_channels != train.channels || config.num_classes != label_names.len() {
-            return Err(format!(
-                "model.source: the CNN takes {}x{} images with {} channel(s) into {} classes; the data has {}x{}, {} channel(s), {} classes",
-                config.image_size, config.image_size, config.in_channels, config.num_classes, train.height, train.width, train.channels, label_names.len()
-            ));
-        }
-        Ok((Self { train, validation, test, batcher, config, label_names, source }, model))
+        c.validate().map_err(|e| format!("model: {e}"))?;
+        tracing::info!("CNN {:?} (residual {}, batch norm {}), {} parameters, randomly initialised", c.channels, c.residual, c.batch_norm, c.num_params());
+        (Cnn::new(&c, exp.seed, device), c)
+    } else {
+        load_cnn(m.source.trim(), m.dropout, device).map_err(|e| format!("model.source: {e}"))?
+    };
+    if config.image_size != train.height || config.in_channels != train.channels || config.num_classes != label_names.len() {
+        return Err(format!(
+            "model.source: the CNN takes {}x{} images with {} channel(s) into {} classes; the data has {}x{}, {} channel(s), {} classes",
+            config.image_size, config.image_size, config.in_channels, config.num_classes, train.height, train.width, train.channels, label_names.len()
+        ));
     }
+    let config = serde_json::to_value(&config).map_err(|e| e.to_string())?;
+    Ok((ImageTask { train, validation, test, batcher, config, label_names, source, _model: std::marker::PhantomData }, model))
+}
 
+/// The data and a ViT (built from `[model.vit]` or loaded from `model.source`, a directory this
+/// task saved).
+pub fn load_vit_task(exp: &Experiment, device: &Device) -> Result<(ImageTask<Vit>, Vit), String> {
+    let (train, validation, test, batcher, label_names, source) = load_data(&exp.data)?;
+    tracing::info!("data: {source} ({} train / {} validation / {} test)", train.len(), validation.len(), test.len());
+    let m = &exp.model;
+    let (model, config) = if m.source.trim().is_empty() {
+        let v = m.vit.clone().unwrap_or_else(|| toml::from_str("").expect("defaults"));
+        let c = VitConfig {
+            image_size: train.height,
+            in_channels: train.channels,
+            patch_size: v.patch_size,
+            hidden_size: v.hidden_size,
+            num_layers: v.num_layers,
+            num_heads: v.num_heads,
+            intermediate_size: v.intermediate_size,
+            num_classes: label_names.len(),
+            dropout: m.dropout,
+            pruned_heads: Default::default(),
+            intermediate_sizes: None,
+        };
+        c.validate().map_err(|e| format!("model.vit: {e}"))?;
+        let model = Vit::new(&c, exp.seed, device);
+        tracing::info!("ViT: {} patches of {}x{}, {} layers x {} heads, hidden {}, FFN {}; {} parameters, randomly initialised", c.num_patches(), c.patch_size, c.patch_size, c.num_layers, c.num_heads, c.hidden_size, c.intermediate_size, burn::module::Module::num_params(&model));
+        (model, c)
+    } else {
+        let (model, c) = Vit::load_dir(Path::new(m.source.trim()), device).map_err(|e| format!("model.source: {e}"))?;
+        (model, serde_json::from_value::<VitConfig>(c).map_err(|e| format!("model.source: {e}"))?)
+    };
+    if config.image_size != train.height || config.in_channels != train.channels || config.num_classes != label_names.len() {
+        return Err(format!("model.source: the ViT takes {}x{} images into {} classes; the data has {}x{}, {} classes", config.image_size, config.image_size, config.num_classes, train.height, train.width, label_names.len()));
+    }
+    let config = serde_json::to_value(&config).map_err(|e| e.to_string())?;
+    Ok((ImageTask { train, validation, test, batcher, config, label_names, source, _model: std::marker::PhantomData }, model))
+}
+
+impl<M: ImageModel> ImageTask<M> {
     fn split(&self, split: Split) -> &ImageSet {
         match split {
             Split::Train => &self.train,
@@ -172,8 +270,8 @@ impl ImageTask {
     }
 }
 
-impl Task for ImageTask {
-    type Model = Cnn;
+impl<M: ImageModel> Task for ImageTask<M> {
+    type Model = M;
 
     fn data_source(&self) -> String {
         self.source.clone()
@@ -187,32 +285,32 @@ impl Task for ImageTask {
     fn label(&self, split: Split, i: usize) -> Option<usize> {
         Some(self.split(split).labels[i])
     }
-    fn forward(&self, model: &Cnn, split: Split, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+    fn forward(&self, model: &M, split: Split, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
         let b = self.batcher.batch(self.split(split), idx, device);
-        (model.forward(b.images), b.labels)
+        (model.logits(b.images), b.labels)
     }
-    fn unit_activations(&self, model: &Cnn, idx: &[usize], device: &Device) -> UnitActivations {
-        model.unit_activations(self.batcher.batch(&self.train, idx, device).images)
+    fn unit_activations(&self, model: &M, idx: &[usize], device: &Device) -> UnitActivations {
+        model.activations(self.batcher.batch(&self.train, idx, device).images)
     }
     fn groups(&self, _split: Split) -> Vec<(String, &[String])> {
         Vec::new()
     }
-    fn load_other(&self, source: &str, key: &str, device: &Device) -> Result<Cnn, String> {
-        load_cnn(source, 0.0, device).map(|(m, _)| m).map_err(|e| format!("{key}: {e}"))
+    fn load_other(&self, source: &str, key: &str, device: &Device) -> Result<M, String> {
+        M::load_dir(Path::new(source), device).map(|(m, _)| m).map_err(|e| format!("{key}: {e}"))
     }
-    fn compact(&self, model: &Cnn) -> Compacted<Cnn> {
-        let (small, report) = compact(model, self.config.image_size);
+    fn compact(&self, model: &M) -> Compacted<M> {
+        let (small, report, config) = model.compacted(&self.config);
         // Forward latency of the network before and after, at batch 1 and 256 (median of 7, after
         // a warm-up), on the evaluation device: what the smaller shapes buy.
-        let device = model.fcs[0].weight.val().device();
-        let latency = |m: &Cnn, batch: usize| -> f64 {
+        let device = model.prunable_layers()[0].1.weight.val().device();
+        let latency = |m: &M, batch: usize| -> f64 {
             let idx: Vec<usize> = (0..batch).map(|i| i % self.test.len().max(1)).collect();
             let set = if self.test.is_empty() { &self.train } else { &self.test };
             let x = self.batcher.batch(set, &idx, &device).images;
             let mut t: Vec<f64> = (0..8)
                 .map(|_| {
                     let s = std::time::Instant::now();
-                    let _ = m.forward(x.clone()).into_data();
+                    let _ = m.logits(x.clone()).into_data();
                     s.elapsed().as_secs_f64() * 1e3
                 })
                 .skip(1)
@@ -224,27 +322,16 @@ impl Task for ImageTask {
             "latency_ms_before": {"batch_1": latency(model, 1), "batch_256": latency(model, 256)},
             "latency_ms_after": {"batch_1": latency(&small, 1), "batch_256": latency(&small, 256)},
         });
-        tracing::info!(
-            "compacted: {} → {} parameters, {} → {} MACs per image; kept {:?}",
-            report.params_before,
-            report.params_after,
-            report.macs_before,
-            report.macs_after,
-            report.kept
-        );
-        let config = small.config(self.config.image_size, self.config.dropout);
-        let mut report = serde_json::to_value(&report).unwrap_or_default();
+        tracing::info!("compacted: {report}");
+        let mut report = report;
         if let (Some(r), Some(t)) = (report.as_object_mut(), timings.as_object()) {
             r.extend(t.clone());
         }
-        Compacted { model: small, report, config: serde_json::to_value(&config).unwrap_or_default() }
+        Compacted { model: small, report, config }
     }
-    fn save(&self, model: &Cnn, compacted: Option<&serde_json::Value>, out: &Path) -> Result<(), String> {
+    fn save(&self, model: &M, compacted: Option<&serde_json::Value>, out: &Path) -> Result<(), String> {
         save_safetensors(model, &out.join("model.safetensors")).map_err(|e| e.to_string())?;
-        let config = match compacted {
-            Some(c) => c.clone(),
-            None => serde_json::to_value(&self.config).map_err(|e| e.to_string())?,
-        };
+        let config = compacted.cloned().unwrap_or_else(|| self.config.clone());
         write_json(&out.join("config.json"), &config)
     }
 }

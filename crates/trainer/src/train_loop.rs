@@ -254,7 +254,11 @@ pub fn run_with(exp: &Experiment, experiment_path: &Path, opts: RunOptions) -> R
             run_task(&run, &task, model, &sel.device)
         }
         ModelKind::Cnn => {
-            let (task, model) = crate::image_task::ImageTask::load(exp, &sel.device)?;
+            let (task, model) = crate::image_task::load_cnn_task(exp, &sel.device)?;
+            run_task(&run, &task, model, &sel.device)
+        }
+        ModelKind::Vit => {
+            let (task, model) = crate::image_task::load_vit_task(exp, &sel.device)?;
             run_task(&run, &task, model, &sel.device)
         }
     }

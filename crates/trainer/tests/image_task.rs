@@ -144,3 +144,37 @@ fn model_and_data_must_match_and_errors_name_the_field() {
     let e = train_loop::run(&exp, Path::new("test.toml")).unwrap_err();
     assert!(e.contains(&empty.display().to_string()) && e.contains("train-images-idx3-ubyte"), "{e}");
 }
+
+#[test]
+fn a_vit_trains_on_idx_images_and_its_heads_and_neurons_prune_and_compact() {
+    let (data, out) = (tmp("vit-data"), tmp("vit-out"));
+    write_fashion_layout(&data);
+    let dense_dir = out.join("dense");
+    let vit = "[model.vit]\npatch_size = 4\nhidden_size = 16\nnum_layers = 2\nnum_heads = 4\nintermediate_size = 24";
+    let dense = train_loop::run(
+        &parse(
+            &text(&data, &dense_dir, "", "method = \"none\"", 25.0)
+                .replace("kind = \"cnn\"", "kind = \"vit\"")
+                .replace("[data]", &format!("{vit}\n[data]"))
+                .replace("lr = 0.01", "lr = 0.002"),
+        )
+        .unwrap(),
+        Path::new("test.toml"),
+    )
+    .unwrap();
+    assert!(dense.test.as_ref().unwrap().accuracy > 0.6, "the ViT learns the quadrant task: {}", dense.test.as_ref().unwrap().accuracy);
+    for (method, extra) in [("oneshot_magnitude", "granularity = \"unit\""), ("sbpf", "")] {
+        let dir = out.join(method);
+        let pruning = format!("method = \"{method}\"\nfinal_density = 0.5\ncalibration_samples = 64\n{extra}");
+        let t = text(&data, &dir, &format!("source = \"{}\"", dense_dir.display()), &pruning, 0.0).replace("kind = \"cnn\"", "kind = \"vit\"");
+        let s = train_loop::run(&parse(&t).unwrap(), Path::new("test.toml")).unwrap_or_else(|e| panic!("{method}: {e}"));
+        let c = s.compaction.as_ref().expect("compacted");
+        assert!(c.report["params_after"].as_u64() < c.report["params_before"].as_u64(), "{method}");
+        assert_eq!(s.test.as_ref().unwrap().accuracy, c.test.as_ref().unwrap().accuracy, "{method}: the compacted ViT is the pruned one");
+        // The compacted ViT loads back.
+        let again = text(&data, &out.join(format!("{method}-again")), &format!("source = \"{}\"", dir.display()), "method = \"oneshot_magnitude\"\nfinal_density = 1.0", 0.0)
+            .replace("kind = \"cnn\"", "kind = \"vit\"");
+        let s2 = train_loop::run(&parse(&again).unwrap(), Path::new("test.toml")).unwrap_or_else(|e| panic!("{method} reload: {e}"));
+        assert_eq!(s2.test.as_ref().unwrap().accuracy, s.test.as_ref().unwrap().accuracy, "{method}: reloaded");
+    }
+}

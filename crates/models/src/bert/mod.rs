@@ -136,7 +136,7 @@ pub struct BertLayer {
 
 impl BertLayer {
     /// Layer `i` of `c`, with its own head count and FFN width (compacted models).
-    fn new(c: &BertConfig, i: usize, rng: &mut HostRng, device: &Device) -> Self {
+    pub(crate) fn new(c: &BertConfig, i: usize, rng: &mut HostRng, device: &Device) -> Self {
         let (hid, std) = (c.hidden_size, c.initializer_range);
         let head_dim = hid / c.num_attention_heads;
         let num_heads = c.kept_heads(i).len();
@@ -161,7 +161,7 @@ impl BertLayer {
         Self { attention, intermediate, output: residual(ffn, rng) }
     }
 
-    fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
+    pub(crate) fn forward(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> Tensor<3> {
         // The training path: no copies kept for calibration (see `forward_inputs`).
         let [batch, seq, _] = x.dims();
         let s = &self.attention.self_;
@@ -174,7 +174,7 @@ impl BertLayer {
     /// The block's output and the inputs of its prunable matrices: the heads' context (input of
     /// the attention output dense), the attention block's output (input of the FFN), and the FFN
     /// neurons after GELU (input of the FFN output dense). Q, K and V read the block's input.
-    fn forward_inputs(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> (Tensor<3>, Tensor<3>, Tensor<3>, Tensor<3>) {
+    pub(crate) fn forward_inputs(&self, x: Tensor<3>, mask_bias: Tensor<4>) -> (Tensor<3>, Tensor<3>, Tensor<3>, Tensor<3>) {
         let [batch, seq, _] = x.dims();
         let s = &self.attention.self_;
         let context = s.forward_heads(x.clone(), mask_bias).reshape([batch, seq, s.num_heads * s.head_dim]);
@@ -184,7 +184,7 @@ impl BertLayer {
     }
 
     /// The six prunable matrices of the block, with their Hugging Face names.
-    fn prunable(&self) -> [(&'static str, &PrunableLinear); 6] {
+    pub(crate) fn prunable(&self) -> [(&'static str, &PrunableLinear); 6] {
         [
             ("attention.self.query", &self.attention.self_.query),
             ("attention.self.key", &self.attention.self_.key),
@@ -195,7 +195,7 @@ impl BertLayer {
         ]
     }
 
-    fn prunable_mut(&mut self) -> [(&'static str, &mut PrunableLinear); 6] {
+    pub(crate) fn prunable_mut(&mut self) -> [(&'static str, &mut PrunableLinear); 6] {
         let s = &mut self.attention.self_;
         [
             ("attention.self.query", &mut s.query),
@@ -418,13 +418,23 @@ impl PrunableModel for BertForSequenceClassification {
     }
 
     fn unit_groups(&self) -> Vec<UnitGroup> {
+        encoder_unit_groups(&self.bert.encoder.layer, "bert.encoder.layer")
+    }
+}
+
+/// The heads and FFN neurons of a stack of encoder layers whose six matrices each come in
+/// `BertLayer::prunable` order (BERT, the ViT): per layer its heads (rows of Q, K, V; columns of
+/// the attention output) and its neurons (rows of the intermediate dense; columns of the output
+/// dense), named `<prefix>.<i>.attention.heads` and `<prefix>.<i>.ffn.neurons`.
+pub(crate) fn encoder_unit_groups(layers: &[BertLayer], prefix: &str) -> Vec<UnitGroup> {
+    {
         let mut out = Vec::new();
-        for (i, layer) in self.bert.encoder.layer.iter().enumerate() {
+        for (i, layer) in layers.iter().enumerate() {
             let base = 6 * i;
             let s = &layer.attention.self_;
             let hd = s.head_dim;
             out.push(UnitGroup {
-                name: format!("bert.encoder.layer.{i}.attention.heads"),
+                name: format!("{prefix}.{i}.attention.heads"),
                 count: s.num_heads,
                 width: s.head_dim,
                 members: vec![Member::rows(base, hd), Member::rows(base + 1, hd), Member::rows(base + 2, hd), Member::cols(base + 3, hd)],
@@ -433,7 +443,7 @@ impl PrunableModel for BertForSequenceClassification {
                 residual: true,
             });
             out.push(UnitGroup {
-                name: format!("bert.encoder.layer.{i}.ffn.neurons"),
+                name: format!("{prefix}.{i}.ffn.neurons"),
                 count: layer.intermediate.dense.dims()[0],
                 width: 1,
                 members: vec![Member::rows(base + 4, 1), Member::cols(base + 5, 1)],
