@@ -199,11 +199,7 @@ impl<C: Criterion> Pruner for OneShot<C> {
         }
         let name = self.criterion.name();
         let masks = self.masks.as_ref().unwrap_or_else(|| panic!("{name}: the trainer must calibrate before the pruning step"));
-        for ((_, layer), m) in model.prunable_layers_mut().into_iter().zip(masks) {
-            if layer.mask.is_none() {
-                layer.mask = Some(m.clone().to_device(&layer.weight.val().device()));
-            }
-        }
+        crate::mask::set_fixed_masks(model, masks);
     }
 
     /// Whether the removal happened; the masks come back from the checkpointed layer masks and
@@ -214,7 +210,7 @@ impl<C: Criterion> Pruner for OneShot<C> {
 
     fn load_state(&mut self, state: &serde_json::Value, model: &dyn PrunableModel) -> Result<(), String> {
         if state.get("calibrated").and_then(|v| v.as_bool()) == Some(true) {
-            let masks: Option<Vec<Tensor<2>>> = model.prunable_layers().iter().map(|(_, l)| l.mask.as_ref().map(|m| m.clone().detach())).collect();
+            let masks = crate::mask::masks_in_model(model);
             self.masks = Some(masks.ok_or_else(|| format!("{}: the checkpoint was taken after the removal but holds no masks", self.criterion.name()))?);
         }
         Ok(())

@@ -245,11 +245,7 @@ impl Pruner for MiLayerwise {
             return;
         }
         let masks = self.masks.as_ref().expect("mi_layerwise: the trainer must calibrate before the pruning step");
-        for ((_, layer), m) in model.prunable_layers_mut().into_iter().zip(masks) {
-            if layer.mask.is_none() {
-                layer.mask = Some(m.clone().to_device(&layer.weight.val().device()));
-            }
-        }
+        crate::mask::set_fixed_masks(model, masks);
     }
 
     /// Whether the one-shot removal happened, and the MI scores; the masks themselves are
@@ -261,7 +257,7 @@ impl Pruner for MiLayerwise {
     fn load_state(&mut self, state: &serde_json::Value, model: &dyn PrunableModel) -> Result<(), String> {
         self.scores = serde_json::from_value(state.get("scores").cloned().unwrap_or_default()).map_err(|e| format!("pruner state: scores: {e}"))?;
         if state.get("calibrated").and_then(|v| v.as_bool()) == Some(true) {
-            let masks: Option<Vec<Tensor<2>>> = model.prunable_layers().iter().map(|(_, l)| l.mask.as_ref().map(|m| m.clone().detach())).collect();
+            let masks = crate::mask::masks_in_model(model);
             self.masks = Some(masks.ok_or("mi_layerwise: the checkpoint was taken after the removal but holds no masks")?);
         }
         Ok(())

@@ -169,11 +169,7 @@ impl Pruner for Sbpf {
             return;
         }
         let masks = self.masks.as_ref().expect("sbpf: the trainer must calibrate before the pruning step");
-        for ((_, layer), m) in model.prunable_layers_mut().into_iter().zip(masks) {
-            if layer.mask.is_none() {
-                layer.mask = Some(m.clone().to_device(&layer.weight.val().device()));
-            }
-        }
+        crate::mask::set_fixed_masks(model, masks);
     }
 
     fn state(&self) -> serde_json::Value {
@@ -182,7 +178,7 @@ impl Pruner for Sbpf {
 
     fn load_state(&mut self, state: &serde_json::Value, model: &dyn PrunableModel) -> Result<(), String> {
         if state.get("calibrated").and_then(|v| v.as_bool()) == Some(true) {
-            let masks: Option<Vec<Tensor<2>>> = model.prunable_layers().iter().map(|(_, l)| l.mask.as_ref().map(|m| m.clone().detach())).collect();
+            let masks = crate::mask::masks_in_model(model);
             self.masks = Some(masks.ok_or("sbpf: the checkpoint was taken after the removal but holds no masks")?);
         }
         Ok(())
