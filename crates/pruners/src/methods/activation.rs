@@ -89,6 +89,12 @@ impl Controller {
 pub struct Activation {
     start: usize,
     round_steps: usize,
+    /// The run's length: the last round is only judged (and rolled back if it broke the
+    /// target), never followed by another removal, so that `round_steps` of training follow
+    /// the final state.
+    total_steps: usize,
+    /// Rounds run so far (round r runs at step `start + r·round_steps`).
+    rounds_seen: usize,
     density: f64,
     calibration_samples: usize,
     target: AdaptiveTarget,
@@ -108,10 +114,12 @@ pub struct Activation {
 }
 
 impl Activation {
-    pub fn new(start: usize, round_steps: usize, density: f64, calibration_samples: usize, target: AdaptiveTarget, accuracy_loss: f64) -> Self {
+    pub fn new(start: usize, round_steps: usize, total_steps: usize, density: f64, calibration_samples: usize, target: AdaptiveTarget, accuracy_loss: f64) -> Self {
         Self {
             start,
             round_steps: round_steps.max(1),
+            total_steps,
+            rounds_seen: 0,
             density,
             calibration_samples,
             target,
@@ -128,7 +136,13 @@ impl Activation {
     }
 
     fn is_round(&self, step: usize) -> bool {
-        step >= self.start && (step - self.start) % self.round_steps == 0
+        step >= self.start && (step - self.start) % self.round_steps == 0 && step + self.round_steps <= self.total_steps
+    }
+
+    /// Whether a removal may follow the judgement at this round: only if another round (a
+    /// judgement after `round_steps` of training) still fits in the run.
+    fn may_prune(&self, step: usize) -> bool {
+        step + 2 * self.round_steps <= self.total_steps
     }
 
     /// The fraction removed under the structural policy, from the current masks.
@@ -243,6 +257,10 @@ impl Pruner for Activation {
         self.is_round(step).then_some(self.calibration_samples)
     }
 
+    fn loss_request(&self, step: usize) -> Option<LossRequest> {
+        self.is_round(step).then_some(LossRequest { examples: self.calibration_samples, gradients: false })
+    }
+
     fn calibrate(&mut self, model: &mut dyn PrunableModel, acts: &UnitActivations) {
         let groups = model.unit_groups();
         assert!(!groups.is_empty(), "activation: the model declares no units (filters, heads, neurons)");
@@ -254,10 +272,6 @@ impl Pruner for Activation {
         self.scores = Some(raw.into_iter().zip(scale).map(|(v, s)| v.into_iter().map(|x| x / s).collect()).collect());
     }
 
-    fn loss_request(&self, step: usize) -> Option<LossRequest> {
-        self.is_round(step).then_some(LossRequest { examples: self.calibration_samples, gradients: false })
-    }
-
     fn calibrate_loss(&mut self, model: &mut dyn PrunableModel, data: &mut LossCalibration) {
         let accuracy = (self.target == AdaptiveTarget::Accuracy).then(|| data.probe.accuracy_without(&[]));
         if self.base_accuracy.is_none() {
@@ -265,7 +279,13 @@ impl Pruner for Activation {
         } else {
             self.judge(model, accuracy);
         }
-        self.prune_round(model);
+        let step = self.start + self.rounds_seen * self.round_steps;
+        self.rounds_seen += 1;
+        if self.may_prune(step) {
+            self.prune_round(model);
+        } else {
+            self.scores = None;
+        }
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
@@ -278,16 +298,38 @@ impl Pruner for Activation {
         }
     }
 
+    /// The last state was judged `round_steps` before the end (see `is_round`); what trained
+    /// since is what is kept. (Judging here instead would roll back to units whose BatchNorm
+    /// statistics drifted while they were masked, with no training left to repair them.)
     fn finalize(&mut self, model: &mut dyn PrunableModel, step: usize) {
-        if self.target != AdaptiveTarget::Accuracy && self.masks.is_some() && step > self.start {
-            self.judge(model, None);
-        }
         self.apply_masks(model, step);
         crate::mask::fold_masks(model);
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "history": self.history, "controller": self.controller })
+        serde_json::json!({
+            "history": self.history, "controller": self.controller, "rounds_seen": self.rounds_seen, "keep": self.keep,
+            "snapshots": self.snapshots, "scale": self.scale, "base_accuracy": self.base_accuracy,
+        })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value, model: &dyn PrunableModel) -> Result<(), String> {
+        if state.is_null() {
+            return Ok(());
+        }
+        let get = |k: &str| state.get(k).cloned().unwrap_or(serde_json::Value::Null);
+        let e = |k: &'static str| move |err: serde_json::Error| format!("activation state: {k}: {err}");
+        self.history = serde_json::from_value(get("history")).map_err(e("history"))?;
+        self.controller = serde_json::from_value(get("controller")).map_err(e("controller"))?;
+        self.rounds_seen = serde_json::from_value(get("rounds_seen")).map_err(e("rounds_seen"))?;
+        self.snapshots = serde_json::from_value(get("snapshots")).map_err(e("snapshots"))?;
+        self.scale = serde_json::from_value(get("scale")).map_err(e("scale"))?;
+        self.base_accuracy = serde_json::from_value(get("base_accuracy")).map_err(e("base_accuracy"))?;
+        let keep: Option<Vec<Vec<f32>>> = serde_json::from_value(get("keep")).map_err(e("keep"))?;
+        if let Some(k) = keep {
+            self.set_keep(model, k);
+        }
+        Ok(())
     }
 
     fn scheduled_density(&self, step: usize) -> f64 {
@@ -318,7 +360,13 @@ pub fn build(c: &crate::PruningConfig, b: &crate::registry::BuildContext) -> Res
     if round_steps == 0 {
         return Err("pruning.round_steps: expected at least 1".into());
     }
-    Ok(Box::new(Activation::new(c.warmup_steps, round_steps, c.final_density, c.calibration_samples, target, loss)))
+    if c.warmup_steps + 2 * round_steps > b.total_steps {
+        return Err(format!(
+            "pruning.round_steps ({round_steps}): two rounds must fit after warmup_steps ({}) in the run's {} steps",
+            c.warmup_steps, b.total_steps
+        ));
+    }
+    Ok(Box::new(Activation::new(c.warmup_steps, round_steps, b.total_steps, c.final_density, c.calibration_samples, target, loss)))
 }
 
 #[cfg(test)]
