@@ -95,6 +95,8 @@ pub struct Activation {
     total_steps: usize,
     /// Rounds run so far (round r runs at step `start + r·round_steps`).
     rounds_seen: usize,
+    /// A removal was made that the next round judges.
+    pending: bool,
     density: f64,
     calibration_samples: usize,
     target: AdaptiveTarget,
@@ -120,6 +122,7 @@ impl Activation {
             round_steps: round_steps.max(1),
             total_steps,
             rounds_seen: 0,
+            pending: false,
             density,
             calibration_samples,
             target,
@@ -210,7 +213,8 @@ impl Activation {
 
     /// Judges the round just trained (`accuracy`: the calibration accuracy now, for that
     /// policy), rolls back on a violation, and moves the threshold.
-    fn judge(&mut self, model: &dyn PrunableModel, accuracy: Option<f64>) {
+    /// Returns whether it rolled back.
+    fn judge(&mut self, model: &dyn PrunableModel, accuracy: Option<f64>) -> bool {
         let round = self.controller.round;
         let (value, ok) = match (self.target, accuracy, self.base_accuracy) {
             (AdaptiveTarget::Accuracy, Some(a), Some(a0)) => (a0 - a, a0 - a <= self.accuracy_loss),
@@ -224,14 +228,18 @@ impl Activation {
         if ok {
             self.snapshots.push((round, self.keep.clone().unwrap_or_default()));
         }
-        if let Some(b) = self.controller.report(ok) {
+        let rolled_back = if let Some(b) = self.controller.report(ok) {
             let keep = self.snapshots.iter().rev().find(|(r, _)| *r == b).map(|(_, k)| k.clone()).expect("a snapshot of every good round");
             self.set_keep(model, keep);
             tracing::info!("activation: back to round {b} ({:.4} of the units removed)", 1.0 - self.scheduled_density(usize::MAX));
-        }
+            true
+        } else {
+            false
+        };
         // Dropped good rounds are not rolled back to again.
         let good: Vec<usize> = self.controller.good.iter().map(|g| g.0).collect();
         self.snapshots.retain(|(r, _)| good.contains(r));
+        rolled_back
     }
 }
 
@@ -274,15 +282,23 @@ impl Pruner for Activation {
 
     fn calibrate_loss(&mut self, model: &mut dyn PrunableModel, data: &mut LossCalibration) {
         let accuracy = (self.target == AdaptiveTarget::Accuracy).then(|| data.probe.accuracy_without(&[]));
+        let mut rolled_back = false;
         if self.base_accuracy.is_none() {
             self.base_accuracy = Some(accuracy.unwrap_or(f64::NAN));
-        } else {
-            self.judge(model, accuracy);
+        } else if self.pending {
+            rolled_back = self.judge(model, accuracy);
+            self.pending = false;
         }
         let step = self.start + self.rounds_seen * self.round_steps;
         self.rounds_seen += 1;
-        if self.may_prune(step) {
+        // After a rollback the scores at hand were measured on the over-pruned model (the units
+        // just restored read as dead): the restored model trains one round and is scored afresh
+        // before the next removal, at the threshold the controller set.
+        if rolled_back {
+            self.scores = None;
+        } else if self.may_prune(step) {
             self.prune_round(model);
+            self.pending = true;
         } else {
             self.scores = None;
         }
@@ -308,7 +324,7 @@ impl Pruner for Activation {
 
     fn state(&self) -> serde_json::Value {
         serde_json::json!({
-            "history": self.history, "controller": self.controller, "rounds_seen": self.rounds_seen, "keep": self.keep,
+            "history": self.history, "controller": self.controller, "rounds_seen": self.rounds_seen, "pending": self.pending, "keep": self.keep,
             "snapshots": self.snapshots, "scale": self.scale, "base_accuracy": self.base_accuracy,
         })
     }
@@ -322,6 +338,7 @@ impl Pruner for Activation {
         self.history = serde_json::from_value(get("history")).map_err(e("history"))?;
         self.controller = serde_json::from_value(get("controller")).map_err(e("controller"))?;
         self.rounds_seen = serde_json::from_value(get("rounds_seen")).map_err(e("rounds_seen"))?;
+        self.pending = serde_json::from_value(get("pending")).map_err(e("pending"))?;
         self.snapshots = serde_json::from_value(get("snapshots")).map_err(e("snapshots"))?;
         self.scale = serde_json::from_value(get("scale")).map_err(e("scale"))?;
         self.base_accuracy = serde_json::from_value(get("base_accuracy")).map_err(e("base_accuracy"))?;
