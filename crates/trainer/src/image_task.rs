@@ -41,10 +41,7 @@ impl ImageModel for Cnn {
         (small, serde_json::to_value(&report).unwrap_or_default(), serde_json::to_value(&c).unwrap_or_default())
     }
     fn load_dir(dir: &Path, device: &Device) -> Result<(Self, serde_json::Value), String> {
-        let cfg_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
-        let config: CnnConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
-        config.validate().map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        let config: CnnConfig = read_config(dir, CnnConfig::validate)?;
         let model = load_weights(Cnn::new(&config, 0, device), dir)?;
         Ok((model, serde_json::to_value(&config).unwrap_or_default()))
     }
@@ -63,13 +60,19 @@ impl ImageModel for Vit {
         (small, serde_json::to_value(&report).unwrap_or_default(), serde_json::to_value(&c).unwrap_or_default())
     }
     fn load_dir(dir: &Path, device: &Device) -> Result<(Self, serde_json::Value), String> {
-        let cfg_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
-        let config: VitConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
-        config.validate().map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        let config: VitConfig = read_config(dir, VitConfig::validate)?;
         let model = load_weights(Vit::new(&config, 0, device), dir)?;
         Ok((model, serde_json::to_value(&config).unwrap_or_default()))
     }
+}
+
+/// A saved run's `config.json`, parsed and checked; errors name the file.
+fn read_config<C: serde::de::DeserializeOwned>(dir: &Path, validate: fn(&C) -> Result<(), String>) -> Result<C, String> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config: C = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    validate(&config).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(config)
 }
 
 fn load_weights<M: burn::module::Module>(model: M, dir: &Path) -> Result<M, String> {
@@ -192,8 +195,8 @@ pub fn load_cnn(source: &str, dropout: f64, device: &Device) -> Result<(Cnn, Cnn
 
 /// The data and a CNN (built from `[model]` or loaded from `model.source`).
 pub fn load_cnn_task(exp: &Experiment, device: &Device) -> Result<(ImageTask<Cnn>, Cnn), String> {
-    let (train, validation, test, batcher, label_names, source) = load_data(&exp.data)?;
-    tracing::info!("data: {source} ({} train / {} validation / {} test)", train.len(), validation.len(), test.len());
+    let mut task = ImageTask::<Cnn>::with_data(exp)?;
+    let (train, label_names) = (&task.train, &task.label_names);
     let m = &exp.model;
     let (model, config) = if m.source.trim().is_empty() {
         let c = CnnConfig {
@@ -214,21 +217,15 @@ pub fn load_cnn_task(exp: &Experiment, device: &Device) -> Result<(ImageTask<Cnn
     } else {
         load_cnn(m.source.trim(), m.dropout, device).map_err(|e| format!("model.source: {e}"))?
     };
-    if config.image_size != train.height || config.in_channels != train.channels || config.num_classes != label_names.len() {
-        return Err(format!(
-            "model.source: the CNN takes {}x{} images with {} channel(s) into {} classes; the data has {}x{}, {} channel(s), {} classes",
-            config.image_size, config.image_size, config.in_channels, config.num_classes, train.height, train.width, train.channels, label_names.len()
-        ));
-    }
-    let config = serde_json::to_value(&config).map_err(|e| e.to_string())?;
-    Ok((ImageTask { train, validation, test, batcher, config, label_names, source, _model: std::marker::PhantomData }, model))
+    task.set_config("CNN", (config.image_size, config.in_channels, config.num_classes), &config)?;
+    Ok((task, model))
 }
 
 /// The data and a ViT (built from `[model.vit]` or loaded from `model.source`, a directory this
 /// task saved).
 pub fn load_vit_task(exp: &Experiment, device: &Device) -> Result<(ImageTask<Vit>, Vit), String> {
-    let (train, validation, test, batcher, label_names, source) = load_data(&exp.data)?;
-    tracing::info!("data: {source} ({} train / {} validation / {} test)", train.len(), validation.len(), test.len());
+    let mut task = ImageTask::<Vit>::with_data(exp)?;
+    let (train, label_names) = (&task.train, &task.label_names);
     let m = &exp.model;
     let (model, config) = if m.source.trim().is_empty() {
         let v = m.vit.clone().unwrap_or_else(|| toml::from_str("").expect("defaults"));
@@ -253,14 +250,36 @@ pub fn load_vit_task(exp: &Experiment, device: &Device) -> Result<(ImageTask<Vit
         let (model, c) = Vit::load_dir(Path::new(m.source.trim()), device).map_err(|e| format!("model.source: {e}"))?;
         (model, serde_json::from_value::<VitConfig>(c).map_err(|e| format!("model.source: {e}"))?)
     };
-    if config.image_size != train.height || config.in_channels != train.channels || config.num_classes != label_names.len() {
-        return Err(format!("model.source: the ViT takes {}x{} images into {} classes; the data has {}x{}, {} classes", config.image_size, config.image_size, config.num_classes, train.height, train.width, label_names.len()));
-    }
-    let config = serde_json::to_value(&config).map_err(|e| e.to_string())?;
-    Ok((ImageTask { train, validation, test, batcher, config, label_names, source, _model: std::marker::PhantomData }, model))
+    task.set_config("ViT", (config.image_size, config.in_channels, config.num_classes), &config)?;
+    Ok((task, model))
 }
 
 impl<M: ImageModel> ImageTask<M> {
+    /// The experiment's data, with no model configuration yet.
+    fn with_data(exp: &Experiment) -> Result<Self, String> {
+        let (train, validation, test, batcher, label_names, source) = load_data(&exp.data)?;
+        tracing::info!("data: {source} ({} train / {} validation / {} test)", train.len(), validation.len(), test.len());
+        let config = serde_json::Value::Null;
+        Ok(Self { train, validation, test, batcher, config, label_names, source, _model: std::marker::PhantomData })
+    }
+
+    /// Records the model's configuration after checking that its input (side, channels) and its
+    /// classes fit the data.
+    fn set_config(&mut self, what: &str, (side, channels, classes): (usize, usize, usize), config: &impl serde::Serialize) -> Result<(), String> {
+        let t = &self.train;
+        if side != t.height || side != t.width || channels != t.channels || classes != self.label_names.len() {
+            return Err(format!(
+                "model.source: the {what} takes {side}x{side} images with {channels} channel(s) into {classes} classes; the data has {}x{}, {} channel(s), {} classes",
+                t.height,
+                t.width,
+                t.channels,
+                self.label_names.len()
+            ));
+        }
+        self.config = serde_json::to_value(config).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     fn split(&self, split: Split) -> &ImageSet {
         match split {
             Split::Train => &self.train,
