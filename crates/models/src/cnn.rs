@@ -318,8 +318,20 @@ impl Cnn {
     /// - x: `[batch, channels, height, width]`
     /// - output: logits `[batch, classes]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_features(x).1
+    }
+
+    /// The classifier's input (the last linear layer's input) `[batch, d]`, and the logits.
+    pub fn forward_features(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let h = self.features(x, &mut |_, _, _| {});
-        self.head(h, &mut |_, _, _| {})
+        let last = self.fcs.len() - 1;
+        let mut input = None;
+        let logits = self.head(h, &mut |i, x, _| {
+            if i == last {
+                input = Some(x.clone());
+            }
+        });
+        (input.expect("the head has a last layer"), logits)
     }
 
     fn head(&self, mut h: Tensor<2>, seen: &mut dyn FnMut(usize, &Tensor<2>, &Tensor<2>)) -> Tensor<2> {

@@ -100,15 +100,18 @@ impl Mlp {
     /// - x: `[batch, input_dim]`
     /// - output: logits `[batch, num_labels]`
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward_features(x).1
+    }
+
+    /// The last layer's input `[batch, d]` (the input itself for a model with no hidden
+    /// layer), and the logits.
+    pub fn forward_features(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let last = self.layers.len() - 1;
         let mut h = x;
-        for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(h);
-            if i < last {
-                h = self.dropout.forward(relu(h));
-            }
+        for layer in &self.layers[..last] {
+            h = self.dropout.forward(relu(layer.forward(h)));
         }
-        h
+        (h.clone(), self.layers[last].forward(h))
     }
 
     /// The hidden activations (after ReLU) of every row, one group per hidden layer, the logits

@@ -143,6 +143,18 @@ impl Vit {
         self.head.forward(h.slice([0..b, 0..1, 0..hid]).reshape([b, hid]))
     }
 
+    /// The classifier's input (the final class-token row) `[batch, hidden]`, and the logits.
+    pub fn forward_features(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let mut h = self.embed(x);
+        let mask = Self::no_mask(&h);
+        for layer in &self.layers {
+            h = layer.forward(h, mask.clone());
+        }
+        let [b, _, hid] = h.dims();
+        let cls = h.slice([0..b, 0..1, 0..hid]).reshape([b, hid]);
+        (cls.clone(), self.head.forward(cls))
+    }
+
     /// # Shapes
     /// - x: `[batch, channels, height, width]`
     /// - output: logits `[batch, classes]`

@@ -11,6 +11,7 @@ pub mod gates;
 pub mod mask;
 pub mod methods;
 pub mod oneshot;
+pub mod progressive;
 pub mod registry;
 pub mod schedule;
 pub mod selection;
@@ -221,9 +222,21 @@ pub struct PruningConfig {
     /// activation, with adaptive_target = "accuracy": the accuracy drop allowed (a fraction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy_loss: Option<f64>,
-    /// activation: training steps between two pruning rounds (the retraining of a round).
+    /// activation, gradient_flow, decay: training steps between two pruning rounds (the
+    /// retraining of a round; default for gradient_flow and decay: a tenth of the ramp).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round_steps: Option<usize>,
+    /// gradient_flow, decay: steps over which a selected unit's mask (gradient_flow) or norm
+    /// (decay) falls to 0; default `round_steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decay_steps: Option<usize>,
+    /// decay: the host criterion that selects the units, `"magnitude"` (default) or `"movement"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<methods::decay::Host>,
+    /// c_swap: the removal budget is taken in this many chunks, the units scored again before
+    /// each (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<usize>,
 }
 
 fn one() -> f64 {
@@ -301,6 +314,9 @@ impl Default for PruningConfig {
             adaptive_target: None,
             accuracy_loss: None,
             round_steps: None,
+            decay_steps: None,
+            host: None,
+            rounds: None,
         }
     }
 }
@@ -355,7 +371,7 @@ impl PruningConfig {
         if self.granularity != Granularity::Weight {
             set.push(format!("granularity = {:?}", self.granularity));
         }
-        for (key, on) in [("freeze_scores_at", self.freeze_scores_at.is_some()), ("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some()), ("stade_layers", self.stade_layers.is_some()), ("adaptive_target", self.adaptive_target.is_some()), ("accuracy_loss", self.accuracy_loss.is_some()), ("round_steps", self.round_steps.is_some())] {
+        for (key, on) in [("freeze_scores_at", self.freeze_scores_at.is_some()), ("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some()), ("stade_layers", self.stade_layers.is_some()), ("adaptive_target", self.adaptive_target.is_some()), ("accuracy_loss", self.accuracy_loss.is_some()), ("round_steps", self.round_steps.is_some()), ("host", self.host.is_some())] {
             if on {
                 set.push(key.to_string());
             }

@@ -49,7 +49,7 @@ pub struct BuildContext {
 
 /// Keys of `[pruning]` that only some methods read (the others apply to all).
 pub const METHOD_KEYS: &[&str] =
-    &["scores_lr", "final_threshold", "lambda", "scope", "granularity", "calibration_samples", "multipliers_lr", "freeze_scores_at", "comparison", "n_m", "stade_layers", "adaptive_target", "accuracy_loss", "round_steps"];
+    &["scores_lr", "final_threshold", "lambda", "scope", "granularity", "calibration_samples", "multipliers_lr", "freeze_scores_at", "comparison", "n_m", "stade_layers", "adaptive_target", "accuracy_loss", "round_steps", "decay_steps", "host", "rounds"];
 
 const TOPK: &[&str] = &["scope", "granularity"];
 const LEARNED: &[&str] = &["scores_lr", "multipliers_lr"];
@@ -72,6 +72,10 @@ pub const METHODS: &[MethodSpec] = &[
     MethodSpec { name: "oneshot_random", about: "one-shot random scores with the one-shot selections (control)", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::oneshot_random::OneShotRandom { seed: c.seed }) },
     MethodSpec { name: "sbpf", about: "units by L1 within each layer, per-layer ratios from injected-damage sensitivity (SBPF)", target: Target::Density, one_shot: true, structured: true, keys: &["calibration_samples"], build: methods::sbpf::build },
     MethodSpec { name: "activation", about: "units by mean activation, threshold rounds with an adaptive policy and rollback (AAP)", target: Target::Density, one_shot: false, structured: true, keys: &["calibration_samples", "adaptive_target", "accuracy_loss", "round_steps"], build: methods::activation::build },
+    MethodSpec { name: "c_swap", about: "one-shot causal test: units whose removal does not lower the true class's probability go (C-SWAP)", target: Target::Density, one_shot: true, structured: true, keys: &["calibration_samples", "rounds"], build: methods::c_swap::build },
+    MethodSpec { name: "gradient_flow", about: "units by −θ⊙Hg (removal raises the gradient norm), progressive soft masks (gradient flow / GraSP)", target: Target::Density, one_shot: false, structured: true, keys: &["calibration_samples", "round_steps", "decay_steps"], build: methods::gradient_flow::build },
+    MethodSpec { name: "decay", about: "host-selected units decay to zero norm while training, resisting ones released (DPM)", target: Target::Density, one_shot: false, structured: true, keys: &["calibration_samples", "round_steps", "decay_steps", "host"], build: methods::decay::build },
+    MethodSpec { name: "ld_pruner", about: "one-shot: units whose removal moves the output representation's mean and spread least go (LD-Pruner)", target: Target::Density, one_shot: true, structured: true, keys: &["calibration_samples"], build: methods::ld_pruner::build },
     MethodSpec { name: "taylor", about: "one-shot |W·∂L/∂W| from gradients over calibration batches (Molchanov et al. 2019)", target: Target::Density, one_shot: true, structured: false, keys: ONE_SHOT, build: |c, b| one_shot(c, b, methods::taylor::Taylor) },
 ];
 

@@ -129,3 +129,59 @@ pub fn remove_units(model: &mut dyn PrunableModel, removed: &[(usize, usize)]) {
         }
     }
 }
+
+/// Each unit's squared L2 norm: `Σ W²` over every slice it owns (the raw weights), per group.
+pub fn unit_sq_norms(model: &dyn PrunableModel) -> Vec<Vec<f32>> {
+    let sq: Vec<Tensor<2>> = model.prunable_layers().iter().map(|(_, l)| l.weight.val().detach().square()).collect();
+    model.unit_groups().iter().map(|g| unit_scores(g, &sq).to_data().convert::<f32>().try_to_vec().expect("f32 unit norms")).collect()
+}
+
+/// Multiplies every slice of unit `u` of group `g` by `factors[g][u]` (the weights themselves,
+/// not a mask), keeping each weight a trainable leaf with its parameter id (so the optimizer's
+/// state carries on).
+pub fn scale_units(model: &mut dyn PrunableModel, factors: &[Vec<f32>]) {
+    let groups = model.unit_groups();
+    let mut layers = model.prunable_layers_mut();
+    for (group, f) in groups.iter().zip(factors) {
+        if f.iter().all(|&v| v == 1.0) {
+            continue;
+        }
+        for member in &group.members {
+            let layer = &mut layers[member.layer].1;
+            let device = layer.weight.val().device();
+            let unit = Tensor::<1>::from_data(TensorData::new(f.clone(), [group.count]), &device);
+            let factor = expand(&unit, member.width, member.axis, layer.dims());
+            layer.weight = layer.weight.clone().map(|w| {
+                let grad = w.is_require_grad();
+                let w = (w * factor).detach();
+                if grad {
+                    w.require_grad()
+                } else {
+                    w
+                }
+            });
+        }
+    }
+}
+
+/// How many units of each group a density removes (the complement of [`kept_units`]).
+pub fn removal_counts(groups: &[UnitGroup], density: f64) -> Vec<usize> {
+    groups.iter().map(|g| g.count - kept_units(g.count, density)).collect()
+}
+
+/// Units ordered for removal under a global budget: `order` lists `(group, unit)` candidates
+/// best-to-remove first; takes them while the total is below `budget`, skipping any that would
+/// leave its group with no unit (`remaining[g]` = units of group `g` still in).
+pub fn take_within_groups(order: &[(usize, usize)], remaining: &mut [usize], budget: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for &(g, u) in order {
+        if out.len() >= budget {
+            break;
+        }
+        if remaining[g] > 1 {
+            remaining[g] -= 1;
+            out.push((g, u));
+        }
+    }
+    out
+}

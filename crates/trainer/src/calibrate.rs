@@ -6,7 +6,8 @@ use crate::loss::cross_entropy;
 use crate::task::{Split, Task};
 use burn::tensor::{Device, Tensor};
 use models::PrunableModel;
-use pruners::calibration::{AccumulatedGradients, LossProbe};
+use burn::tensor::Int;
+use pruners::calibration::{AccumulatedGradients, LossProbe, ProbeOutputs};
 
 /// The gradients of the cross-entropy with respect to every prunable weight on training
 /// examples `idx`, in batches of `batch`, on `model` as it stands (masks in force, training
@@ -37,6 +38,23 @@ pub struct TaskProbe<'a, T: Task> {
     pub idx: Vec<usize>,
     pub batch: usize,
     pub device: Device,
+    /// The training model (autodiff, training mode, masks in force) and its device, for
+    /// [`LossProbe::gradients_at`].
+    pub train_model: T::Model,
+    pub train_device: Device,
+}
+
+/// The seed of the dropout masks every [`LossProbe::gradients_at`] call draws for chunk `c`.
+fn probe_seed(c: usize) -> u64 {
+    0x6772_6164_5f61_7400 + c as u64
+}
+
+fn rows(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
+}
+
+fn ints(t: Tensor<1, Int>) -> Vec<usize> {
+    t.into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default().into_iter().map(|v| v as usize).collect()
 }
 
 impl<T: Task> LossProbe for TaskProbe<'_, T> {
@@ -65,5 +83,48 @@ impl<T: Task> LossProbe for TaskProbe<'_, T> {
             correct += logits.argmax(1).reshape([n]).equal(labels).int().sum().into_scalar::<i64>() as usize;
         }
         correct as f64 / self.idx.len().max(1) as f64
+    }
+
+    fn outputs_without(&mut self, removed: &[(usize, usize)]) -> ProbeOutputs {
+        let mut m = self.model.clone();
+        pruners::units::remove_units(&mut m, removed);
+        let mut out = ProbeOutputs { logits: Vec::new(), classes: 0, features: Vec::new(), dim: 0, labels: Vec::new() };
+        for chunk in self.idx.chunks(self.batch.max(1)) {
+            let (f, l, y) = self.task.forward_features(&m, Split::Train, chunk, &self.device);
+            (out.dim, out.classes) = (f.dims()[1], l.dims()[1]);
+            out.features.extend(rows(f));
+            out.logits.extend(rows(l));
+            out.labels.extend(ints(y));
+        }
+        out
+    }
+
+    fn gradients_at(&mut self, shift: &[Tensor<2>]) -> Vec<Tensor<2>> {
+        let mut m = self.train_model.clone();
+        if !shift.is_empty() {
+            for ((_, l), s) in m.prunable_layers_mut().into_iter().zip(shift) {
+                let s = Tensor::<2>::from_data(s.to_data(), &self.train_device);
+                l.weight = l.weight.clone().map(|w| (w + s).detach().require_grad());
+            }
+        }
+        let n = self.idx.len().max(1) as f64;
+        let mut sum: Vec<Tensor<2>> = Vec::new();
+        for (c, chunk) in self.idx.chunks(self.batch.max(1)).enumerate() {
+            // The same dropout masks at every call.
+            self.train_device.seed(probe_seed(c));
+            self.device.seed(probe_seed(c));
+            let (logits, labels) = self.task.forward(&m, Split::Train, chunk, &self.train_device);
+            let grads = (cross_entropy(logits, labels) * (chunk.len() as f64 / n)).backward();
+            let g: Vec<Tensor<2>> = m
+                .prunable_layers()
+                .iter()
+                .map(|(_, l)| {
+                    let w = l.weight.val();
+                    w.grad(&grads).unwrap_or_else(|| Tensor::zeros(w.dims(), &w.device().inner()))
+                })
+                .collect();
+            sum = if sum.is_empty() { g } else { sum.into_iter().zip(g).map(|(a, b)| a + b).collect() };
+        }
+        sum
     }
 }

@@ -19,6 +19,8 @@ pub const DIGIT_RECOGNIZER: &str = "digit-recognizer";
 /// What the image task needs from a model family.
 pub trait ImageModel: burn::module::Module + PrunableModel + Clone + Send + std::fmt::Debug + 'static {
     fn logits(&self, x: Tensor<4>) -> Tensor<2>;
+    /// The classifier's input and the logits.
+    fn features(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>);
     fn activations(&self, x: Tensor<4>) -> UnitActivations;
     /// The compacted model, what was kept (JSON), and the configuration to save with it;
     /// `config` is the model's configuration before.
@@ -30,6 +32,9 @@ pub trait ImageModel: burn::module::Module + PrunableModel + Clone + Send + std:
 impl ImageModel for Cnn {
     fn logits(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward(x)
+    }
+    fn features(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        self.forward_features(x)
     }
     fn activations(&self, x: Tensor<4>) -> UnitActivations {
         self.unit_activations(x)
@@ -50,6 +55,9 @@ impl ImageModel for Cnn {
 impl ImageModel for Vit {
     fn logits(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward(x)
+    }
+    fn features(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        self.forward_features(x)
     }
     fn activations(&self, x: Tensor<4>) -> UnitActivations {
         self.unit_activations(x)
@@ -307,6 +315,11 @@ impl<M: ImageModel> Task for ImageTask<M> {
     fn forward(&self, model: &M, split: Split, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
         let b = self.batcher.batch(self.split(split), idx, device);
         (model.logits(b.images), b.labels)
+    }
+    fn forward_features(&self, model: &M, split: Split, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>, Tensor<1, Int>) {
+        let b = self.batcher.batch(self.split(split), idx, device);
+        let (f, l) = model.features(b.images);
+        (f, l, b.labels)
     }
     fn unit_activations(&self, model: &M, idx: &[usize], device: &Device) -> UnitActivations {
         model.activations(self.batcher.batch(&self.train, idx, device).images)

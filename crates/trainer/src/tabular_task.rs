@@ -146,6 +146,11 @@ impl Task for TabularTask {
         let y: Vec<usize> = idx.iter().map(|&i| self.split(split).y[i]).collect();
         (model.forward(self.rows(split, idx, device)), labels_tensor(&y, device))
     }
+    fn forward_features(&self, model: &Mlp, split: Split, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>, Tensor<1, Int>) {
+        let y: Vec<usize> = idx.iter().map(|&i| self.split(split).y[i]).collect();
+        let (f, l) = model.forward_features(self.rows(split, idx, device));
+        (f, l, labels_tensor(&y, device))
+    }
     fn unit_activations(&self, model: &Mlp, idx: &[usize], device: &Device) -> UnitActivations {
         model.unit_activations(self.rows(Split::Train, idx, device))
     }

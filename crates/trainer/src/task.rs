@@ -39,6 +39,9 @@ pub trait Task {
     /// Logits `[idx.len(), classes]` for examples `idx` of `split`, and their labels (0 where
     /// unlabelled), on `device`.
     fn forward(&self, model: &Self::Model, split: Split, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>);
+    /// As [`Task::forward`], with the classifier's input `[idx.len(), d]` (the model's output
+    /// representation) first.
+    fn forward_features(&self, model: &Self::Model, split: Split, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>, Tensor<1, Int>);
     /// The activations of every structural unit on training examples `idx` (calibration).
     fn unit_activations(&self, model: &Self::Model, idx: &[usize], device: &Device) -> UnitActivations;
     /// Subgroup attributes of `split`: (attribute name, each example's value).

@@ -175,6 +175,12 @@ impl Task for TextTask {
         let b = self.batcher.batch(&items, device);
         (model.forward(b.input_ids, b.token_type_ids, b.attention_mask), b.labels)
     }
+    fn forward_features(&self, model: &Self::Model, split: Split, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>, Tensor<1, Int>) {
+        let items: Vec<&EncodedItem> = idx.iter().map(|&i| &self.items(split)[i]).collect();
+        let b = self.batcher.batch(&items, device);
+        let (f, l) = model.forward_features(b.input_ids, b.token_type_ids, b.attention_mask);
+        (f, l, b.labels)
+    }
     fn unit_activations(&self, model: &Self::Model, idx: &[usize], device: &Device) -> UnitActivations {
         let items: Vec<&EncodedItem> = idx.iter().map(|&i| &self.data.train[i]).collect();
         let b = self.batcher.batch(&items, device);

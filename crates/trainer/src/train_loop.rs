@@ -436,7 +436,7 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
             let cs = Instant::now();
             let calib: Vec<usize> = (0..req.examples.min(n_train)).collect();
             let gradients = req.gradients.then(|| crate::calibrate::accumulate_gradients(task, &model, &calib, t.batch_size, &train_device));
-            let mut probe = crate::calibrate::TaskProbe { task, model: model.valid(), idx: calib.clone(), batch: t.eval_batch_size, device: device.clone() };
+            let mut probe = crate::calibrate::TaskProbe { task, model: model.valid(), idx: calib.clone(), batch: t.eval_batch_size, device: device.clone(), train_model: model.clone(), train_device: train_device.clone() };
             pruner.calibrate_loss(&mut model, &mut pruners::calibration::LossCalibration { gradients, probe: &mut probe });
             bar.suspend(|| tracing::info!("step {step}: {} calibrated on the loss of {} examples in {:.1}s", pruner.name(), calib.len(), cs.elapsed().as_secs_f64()));
         }

@@ -91,7 +91,7 @@ fn the_probe_gives_the_loss_as_it_stands_and_with_units_physically_removed() {
         let (logits, labels) = task.forward(m, Split::Train, &idx, &cpu());
         cross_entropy(logits, labels).into_scalar::<f32>() as f64
     };
-    let mut probe = TaskProbe { task: &task, model: model.clone(), idx: idx.clone(), batch: 5, device: cpu() };
+    let mut probe = TaskProbe { task: &task, model: model.clone(), idx: idx.clone(), batch: 5, device: cpu(), train_model: model.clone().train(), train_device: cpu().autodiff() };
     assert_eq!(probe.examples(), 12);
     let as_is = probe.loss_without(&[]);
     assert!((as_is - loss_of(&model)).abs() < 1e-6, "{as_is} vs {}", loss_of(&model));

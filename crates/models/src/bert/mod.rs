@@ -325,9 +325,16 @@ impl BertForSequenceClassification {
         token_type_ids: Tensor<2, Int>,
         attention_mask: Tensor<2, Int>,
     ) -> Tensor<2> {
+        self.forward_features(input_ids, token_type_ids, attention_mask).1
+    }
+
+    /// The classifier's input (the pooled representation, before dropout) `[batch, hidden]`,
+    /// and the logits.
+    pub fn forward_features(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> (Tensor<2>, Tensor<2>) {
         let out = self.bert.forward(input_ids, token_type_ids, attention_mask.clone(), false);
         let pooled = if self.mean_pooling { mean_over_tokens(out.last_hidden_state, attention_mask) } else { out.pooler_output };
-        self.classifier.forward(self.dropout.forward(pooled))
+        let logits = self.classifier.forward(self.dropout.forward(pooled.clone()));
+        (pooled, logits)
     }
 }
 

@@ -16,3 +16,7 @@ pub mod stade;
 pub mod oneshot_magnitude;
 pub mod oneshot_random;
 pub mod taylor;
+pub mod c_swap;
+pub mod gradient_flow;
+pub mod decay;
+pub mod ld_pruner;

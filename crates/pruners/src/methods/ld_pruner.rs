@@ -1,0 +1,146 @@
+//! LD-Pruner's output-space criterion (Castells et al., CVPR 2024 Workshops, arXiv 2404.11936),
+//! applied to units: a unit's importance is how much removing it moves the distribution of the
+//! model's output representation (the classifier's input) over a calibration set,
+//! `score = ‖μ(Z) − μ(Z')‖₂ + ‖σ(Z) − σ(Z')‖₂` (per-coordinate mean and population standard
+//! deviation over the M examples; Z with the model as it stands, Z' with the unit removed).
+//! The least important units go at `warmup_steps`; the run's training after it is the
+//! fine-tune. Label-free ("task-agnostic"). ../shared/METHODS_SEED1.md §8.
+//!
+//! Our choices where the paper is silent: the operators are the model's units (filters, heads,
+//! FFN neurons) rather than whole blocks, and the one modification is removal; the units
+//! compete globally (the scores live in one output space), each group keeping at least one;
+//! the norm is L2 (§8(a)). Cost: M forward passes per unit.
+
+use crate::calibration::{LossCalibration, LossRequest};
+use crate::units::{masks_from_keep, take_within_groups};
+use crate::Pruner;
+use burn::tensor::Tensor;
+use models::PrunableModel;
+
+/// Per-coordinate mean and population standard deviation of `rows` `[n, dim]` (row-major).
+pub fn moments(rows: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = (rows.len() / dim.max(1)).max(1) as f64;
+    let mut mean = vec![0.0; dim];
+    for r in rows.chunks(dim.max(1)) {
+        for (m, &v) in mean.iter_mut().zip(r) {
+            *m += v as f64 / n;
+        }
+    }
+    let mut var = vec![0.0; dim];
+    for r in rows.chunks(dim.max(1)) {
+        for ((s, &v), m) in var.iter_mut().zip(r).zip(&mean) {
+            *s += (v as f64 - m).powi(2) / n;
+        }
+    }
+    (mean, var.into_iter().map(f64::sqrt).collect())
+}
+
+/// `‖μ − μ'‖₂ + ‖σ − σ'‖₂` between two sets of representations of the same examples.
+pub fn score(orig: &[f32], modified: &[f32], dim: usize) -> f64 {
+    let ((m0, s0), (m1, s1)) = (moments(orig, dim), moments(modified, dim));
+    let l2 = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    l2(&m0, &m1) + l2(&s0, &s1)
+}
+
+pub struct LdPruner {
+    prune_step: usize,
+    density: f64,
+    calibration_samples: usize,
+    masks: Option<Vec<Tensor<2>>>,
+    /// Per group, each unit's score.
+    pub scores: Vec<Vec<f64>>,
+}
+
+impl LdPruner {
+    pub fn new(prune_step: usize, density: f64, calibration_samples: usize) -> Self {
+        Self { prune_step, density, calibration_samples, masks: None, scores: Vec::new() }
+    }
+}
+
+impl Pruner for LdPruner {
+    fn name(&self) -> &'static str {
+        "ld_pruner"
+    }
+
+    fn loss_request(&self, step: usize) -> Option<LossRequest> {
+        (step == self.prune_step && self.masks.is_none()).then_some(LossRequest { examples: self.calibration_samples, gradients: false })
+    }
+
+    fn calibrate_loss(&mut self, model: &mut dyn PrunableModel, data: &mut LossCalibration) {
+        let groups = model.unit_groups();
+        assert!(!groups.is_empty(), "ld_pruner: the model declares no units (filters, heads, neurons)");
+        let base = data.probe.outputs_without(&[]);
+        self.scores = groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| (0..group.count).map(|u| score(&base.features, &data.probe.outputs_without(&[(g, u)]).features, base.dim)).collect())
+            .collect();
+        let counts: Vec<usize> = groups.iter().map(|g| g.count).collect();
+        let mut order: Vec<(usize, usize)> = counts.iter().enumerate().flat_map(|(g, &n)| (0..n).map(move |u| (g, u))).collect();
+        order.sort_by(|a, b| self.scores[a.0][a.1].total_cmp(&self.scores[b.0][b.1]).then(a.cmp(b)));
+        let budget = ((1.0 - self.density) * counts.iter().sum::<usize>() as f64).round() as usize;
+        let removed = take_within_groups(&order, &mut counts.clone(), budget);
+        let mut keep: Vec<Vec<f32>> = counts.iter().map(|&n| vec![1.0; n]).collect();
+        for &(g, u) in &removed {
+            keep[g][u] = 0.0;
+        }
+        for (g, group) in groups.iter().enumerate() {
+            tracing::info!("ld_pruner: {}: removes {} of {} units", group.name, keep[g].iter().filter(|&&k| k == 0.0).count(), group.count);
+        }
+        let dims: Vec<[usize; 2]> = model.prunable_layers().iter().map(|(_, l)| l.dims()).collect();
+        let device = model.prunable_layers()[0].1.weight.val().device();
+        self.masks = Some(masks_from_keep(&groups, &keep, &dims, &device));
+    }
+
+    fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
+        if step < self.prune_step {
+            return;
+        }
+        let masks = self.masks.as_ref().expect("ld_pruner: the trainer must calibrate before the pruning step");
+        crate::mask::set_fixed_masks(model, masks);
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "calibrated": self.masks.is_some() })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value, model: &dyn PrunableModel) -> Result<(), String> {
+        if state.get("calibrated").and_then(|v| v.as_bool()) == Some(true) {
+            self.masks = Some(crate::mask::masks_in_model(model).ok_or("ld_pruner: the checkpoint was taken after the removal but holds no masks")?);
+        }
+        Ok(())
+    }
+
+    fn scheduled_density(&self, step: usize) -> f64 {
+        if step < self.prune_step {
+            1.0
+        } else {
+            self.density
+        }
+    }
+}
+
+pub fn build(c: &crate::PruningConfig, _b: &crate::registry::BuildContext) -> Result<Box<dyn Pruner>, String> {
+    Ok(Box::new(LdPruner::new(c.warmup_steps, c.final_density, c.calibration_samples)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_by_hand() {
+        // METHODS_SEED1.md §8(e): Z = [[0,0],[2,2]]: μ = [1,1], σ = [1,1].
+        let z = [0.0, 0.0, 2.0, 2.0];
+        let (m, s) = moments(&z, 2);
+        assert_eq!((m, s), (vec![1.0, 1.0], vec![1.0, 1.0]));
+        assert_eq!(score(&z, &z, 2), 0.0);
+        // Removal collapses both to [1,1]: μ unchanged, σ → 0: score √2.
+        assert!((score(&z, &[1.0, 1.0, 1.0, 1.0], 2) - 2f64.sqrt()).abs() < 1e-12);
+        // Invariant to the order of the samples.
+        let a = [0.5, -1.0, 2.0, 3.0, 1.0, 0.0];
+        let b = [1.5, 1.0, 0.0, 1.0, 2.0, 2.0];
+        let (ar, br) = ([1.0, 0.0, 0.5, -1.0, 2.0, 3.0], [2.0, 2.0, 1.5, 1.0, 0.0, 1.0]);
+        assert!((score(&a, &b, 2) - score(&ar, &br, 2)).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,250 @@
+//! The hand-computed cases of ../shared/METHODS_SEED1.md for C-SWAP (§7), gradient flow (§4) and
+//! LD-Pruner (§8), on MLPs whose weights are set by hand, through the same probe interface the
+//! training loop serves; and the finite-difference Hessian-vector product against the exact one
+//! of a softmax regression (burn 0.22 has no double backward to compare with).
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
+use models::init::HostRng;
+use models::{Mlp, MlpConfig, PrunableModel};
+use pruners::calibration::{hessian_vector_product, LossCalibration, LossProbe, ProbeOutputs};
+use pruners::methods::c_swap::{CSwap, Effect};
+use pruners::methods::gradient_flow::weight_scores;
+use pruners::methods::ld_pruner::LdPruner;
+use pruners::Pruner;
+
+fn cpu() -> Device {
+    Device::flex()
+}
+
+fn host(t: Tensor<2>) -> Vec<f32> {
+    t.to_data().convert::<f32>().try_to_vec().unwrap()
+}
+
+fn matrix(v: &[f32], dims: [usize; 2]) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(v.to_vec(), dims), &cpu())
+}
+
+fn set(l: &mut models::PrunableLinear, w: &[f32], b: &[f32]) {
+    let dims = l.dims();
+    l.weight = Param::from_tensor(matrix(w, dims));
+    l.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(b.to_vec(), [b.len()]), &cpu())));
+}
+
+/// The probe over fixed inputs, labelled by the unpruned model's own predictions.
+struct MlpProbe {
+    model: Mlp,
+    x: Tensor<2>,
+    y: Vec<usize>,
+}
+
+impl MlpProbe {
+    fn new(model: Mlp, x: Tensor<2>) -> Self {
+        let (_, logits) = model.forward_features(x.clone());
+        let classes = logits.dims()[1];
+        let y = host(logits).chunks(classes).map(|r| (0..classes).fold(0, |b, c| if r[c] > r[b] { c } else { b })).collect();
+        Self { model, x, y }
+    }
+}
+
+impl LossProbe for MlpProbe {
+    fn examples(&self) -> usize {
+        self.y.len()
+    }
+    fn loss_without(&mut self, _removed: &[(usize, usize)]) -> f64 {
+        unreachable!("not read by these methods")
+    }
+    fn accuracy_without(&mut self, _removed: &[(usize, usize)]) -> f64 {
+        unreachable!("not read by these methods")
+    }
+    fn outputs_without(&mut self, removed: &[(usize, usize)]) -> ProbeOutputs {
+        let mut m = self.model.clone();
+        pruners::units::remove_units(&mut m, removed);
+        let (f, l) = m.forward_features(self.x.clone());
+        let (dim, classes) = (f.dims()[1], l.dims()[1]);
+        ProbeOutputs { logits: host(l), classes, features: host(f), dim, labels: self.y.clone() }
+    }
+    fn gradients_at(&mut self, _shift: &[Tensor<2>]) -> Vec<Tensor<2>> {
+        unreachable!("not read by these methods")
+    }
+}
+
+fn inputs(n: usize, d: usize, seed: u64) -> Tensor<2> {
+    matrix(&HostRng::new(seed).normals(n * d, 1.0), [n, d])
+}
+
+fn units_removed(model: &Mlp, group: usize) -> Vec<usize> {
+    let g = &model.unit_groups()[group];
+    let layer = &model.prunable_layers()[g.members[0].layer].1;
+    let [_, cols] = layer.dims();
+    let m = host(layer.mask.clone().expect("masks set"));
+    (0..g.count).filter(|&u| (0..cols).all(|j| m[u * cols + j] == 0.0)).collect()
+}
+
+#[test]
+fn c_swap_three_units_dead_is_neutral_wrong_class_is_detrimental_signal_is_critical() {
+    // §7(e): 2 inputs → 3 hidden → 3 classes. u1 reads x but writes nothing (dead); u2 is a
+    // constant 1 written to class 2, which is never the answer (a push towards a wrong class);
+    // u3 = relu(x₀) carries the class-1 signal against class 0's bias.
+    let mut model = Mlp::new(&MlpConfig::new(2, vec![3], 3, 0.0), 1, &cpu());
+    set(&mut model.layers[0], &[1.0, 1.0, 0.0, 0.0, 1.0, 0.0], &[0.0, 1.0, 0.0]);
+    set(&mut model.layers[1], &[0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.5, 0.0], &[1.0, 0.0, 0.0]);
+    let mut probe = MlpProbe::new(model.clone(), inputs(400, 2, 3));
+    assert!(probe.y.iter().all(|&y| y < 2) && probe.y.contains(&0) && probe.y.contains(&1));
+
+    // Budget: 2 of the 3 units (the group keeps one), one round.
+    let mut pruned = model.clone();
+    let mut c = CSwap::new(0, 1.0 / 3.0, 400, 1);
+    c.calibrate_loss(&mut pruned, &mut LossCalibration { gradients: None, probe: &mut probe });
+    let effect = |u: usize| c.effects.iter().find(|e| e.unit == u).unwrap().clone();
+    assert_eq!(effect(0).effect, Effect::Neutral);
+    assert_eq!(effect(0).xi, 0.0);
+    assert_eq!(effect(1).effect, Effect::Detrimental, "{:?}", effect(1));
+    assert!(effect(1).xi < 0.0);
+    assert_eq!(effect(2).effect, Effect::Critical, "{:?}", effect(2));
+    // Detrimental first, then neutral; the critical unit stays.
+    assert_eq!(c.removed, vec![(0, 1), (0, 0)]);
+    c.apply_masks(&mut pruned, 0);
+    assert_eq!(units_removed(&pruned, 0), vec![0, 1]);
+
+    // Asked for all three in two rounds: the second round finds only the critical unit left,
+    // and stops there rather than cut the signal.
+    let mut c = CSwap::new(0, 0.01, 400, 2);
+    let mut pruned = model.clone();
+    c.calibrate_loss(&mut pruned, &mut LossCalibration { gradients: None, probe: &mut probe });
+    assert_eq!(c.removed, vec![(0, 1), (0, 0)]);
+}
+
+#[test]
+fn gradient_flow_quadratic_by_hand() {
+    // §4(e): L = ½θᵀAθ − bᵀθ, A = [[2,1],[1,2]], b = [1,1], θ = [1, 0.5].
+    struct Quadratic;
+    impl LossProbe for Quadratic {
+        fn examples(&self) -> usize {
+            1
+        }
+        fn loss_without(&mut self, _: &[(usize, usize)]) -> f64 {
+            unreachable!()
+        }
+        fn accuracy_without(&mut self, _: &[(usize, usize)]) -> f64 {
+            unreachable!()
+        }
+        fn outputs_without(&mut self, _: &[(usize, usize)]) -> ProbeOutputs {
+            unreachable!()
+        }
+        fn gradients_at(&mut self, shift: &[Tensor<2>]) -> Vec<Tensor<2>> {
+            let mut t = [1.0f32, 0.5];
+            if let Some(s) = shift.first() {
+                let s = host(s.clone());
+                t = [t[0] + s[0], t[1] + s[1]];
+            }
+            vec![matrix(&[2.0 * t[0] + t[1] - 1.0, t[0] + 2.0 * t[1] - 1.0], [1, 2])]
+        }
+    }
+    let theta = vec![matrix(&[1.0, 0.5], [1, 2])];
+    let g = Quadratic.gradients_at(&[]);
+    assert_eq!(host(g[0].clone()), vec![1.5, 1.0]);
+    let hg = hessian_vector_product(&mut Quadratic, &theta, &g, 1e-3);
+    let hg_host = host(hg[0].clone());
+    assert!((hg_host[0] - 4.0).abs() < 1e-3 && (hg_host[1] - 3.5).abs() < 1e-3, "{hg_host:?}");
+    let s = host(weight_scores(&theta, &hg)[0].clone());
+    assert!((s[0] + 4.0).abs() < 1e-3 && (s[1] + 1.75).abs() < 1e-3, "{s:?}");
+    // The top score is θ₂: prune it first. Exactly: ‖g‖² = 3.25; without θ₂ it is 1.0, without
+    // θ₁ 0.25 (θ₂'s removal lowers the gradient flow less); first order 2·S: −3.5 and −8.0.
+    assert!(s[1] > s[0]);
+    let norm2 = |t: [f32; 2]| (2.0 * t[0] + t[1] - 1.0).powi(2) + (t[0] + 2.0 * t[1] - 1.0).powi(2);
+    assert_eq!((norm2([1.0, 0.5]), norm2([1.0, 0.0]), norm2([0.0, 0.5])), (3.25, 1.0, 0.25));
+    assert!((2.0 * s[1] - -3.5).abs() < 2e-3 && (2.0 * s[0] - -8.0).abs() < 2e-3);
+}
+
+#[test]
+fn finite_difference_hessian_vector_product_matches_the_exact_one_of_a_softmax_regression() {
+    // L(W) = mean CE(softmax(W x), y), W [3, 4]. Exact: H·V = mean_x ((diag p − p pᵀ)(V x)) xᵀ.
+    let (n, d, k) = (16, 4, 3);
+    let x = HostRng::new(7).normals(n * d, 1.0);
+    let y: Vec<usize> = (0..n).map(|i| i % k).collect();
+    let w = HostRng::new(8).normals(k * d, 0.5);
+    struct Softmax {
+        x: Vec<f32>,
+        y: Vec<usize>,
+        w: Vec<f32>,
+        dims: (usize, usize, usize),
+    }
+    impl LossProbe for Softmax {
+        fn examples(&self) -> usize {
+            self.y.len()
+        }
+        fn loss_without(&mut self, _: &[(usize, usize)]) -> f64 {
+            unreachable!()
+        }
+        fn accuracy_without(&mut self, _: &[(usize, usize)]) -> f64 {
+            unreachable!()
+        }
+        fn outputs_without(&mut self, _: &[(usize, usize)]) -> ProbeOutputs {
+            unreachable!()
+        }
+        fn gradients_at(&mut self, shift: &[Tensor<2>]) -> Vec<Tensor<2>> {
+            // Through burn's autodiff, as the loop's probe does.
+            let (n, d, k) = self.dims;
+            let ad = cpu().autodiff();
+            let mut w = Tensor::<2>::from_data(TensorData::new(self.w.clone(), [k, d]), &ad);
+            if let Some(s) = shift.first() {
+                w = w + Tensor::<2>::from_data(s.to_data(), &ad);
+            }
+            let w = w.detach().require_grad();
+            let x = Tensor::<2>::from_data(TensorData::new(self.x.clone(), [n, d]), &ad);
+            let logits = x.matmul(w.clone().transpose());
+            let logp = burn::tensor::activation::log_softmax(logits, 1);
+            let onehot: Vec<f32> = self.y.iter().flat_map(|&c| (0..k).map(move |j| (j == c) as u8 as f32)).collect();
+            let loss = -(logp * Tensor::<2>::from_data(TensorData::new(onehot, [n, k]), &ad)).sum() / n as f64;
+            let grads = loss.backward();
+            vec![w.grad(&grads).unwrap()]
+        }
+    }
+    let mut probe = Softmax { x: x.clone(), y, w: w.clone(), dims: (n, d, k) };
+    let v = HostRng::new(9).normals(k * d, 1.0);
+    let fd = host(hessian_vector_product(&mut probe, &[matrix(&w, [k, d])], &[matrix(&v, [k, d])], 1e-3)[0].clone());
+    let mut exact = vec![0.0f64; k * d];
+    for i in 0..n {
+        let xi = &x[i * d..(i + 1) * d];
+        let z: Vec<f64> = (0..k).map(|c| (0..d).map(|j| w[c * d + j] as f64 * xi[j] as f64).sum()).collect();
+        let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+        let p: Vec<f64> = e.iter().map(|v| v / e.iter().sum::<f64>()).collect();
+        let dz: Vec<f64> = (0..k).map(|c| (0..d).map(|j| v[c * d + j] as f64 * xi[j] as f64).sum()).collect();
+        let pdz: f64 = (0..k).map(|c| p[c] * dz[c]).sum();
+        for c in 0..k {
+            let dp = p[c] * (dz[c] - pdz);
+            for j in 0..d {
+                exact[c * d + j] += dp * xi[j] as f64 / n as f64;
+            }
+        }
+    }
+    let scale = exact.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    let err = fd.iter().zip(&exact).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+    assert!(err < 2e-2 * scale, "finite difference {fd:?} vs exact {exact:?}");
+}
+
+#[test]
+fn ld_pruner_scores_a_unit_that_writes_nothing_zero_and_removes_it_first() {
+    // 3 inputs → 4 → 3 hidden → 2 classes; the features are the second hidden layer's output.
+    let mut model = Mlp::new(&MlpConfig::new(3, vec![4, 3], 2, 0.0), 6, &cpu());
+    // Unit 2 of the first hidden layer writes nothing: layer 1's column 2 is zero.
+    let [r, c] = model.layers[1].dims();
+    let mut w = host(model.layers[1].weight.val());
+    for i in 0..r {
+        w[i * c + 2] = 0.0;
+    }
+    let b: Vec<f32> = model.layers[1].bias.as_ref().unwrap().val().to_data().convert::<f32>().try_to_vec().unwrap();
+    set(&mut model.layers[1], &w, &b);
+    let mut probe = MlpProbe::new(model.clone(), inputs(64, 3, 11));
+    // 7 units, one to go.
+    let mut ld = LdPruner::new(0, 6.0 / 7.0, 64);
+    let mut pruned = model.clone();
+    ld.calibrate_loss(&mut pruned, &mut LossCalibration { gradients: None, probe: &mut probe });
+    assert_eq!(ld.scores[0][2], 0.0);
+    assert!(ld.scores.iter().flatten().filter(|&&s| s == 0.0).count() == 1, "{:?}", ld.scores);
+    ld.apply_masks(&mut pruned, 0);
+    assert_eq!(units_removed(&pruned, 0), vec![2]);
+    assert!(units_removed(&pruned, 1).is_empty());
+}
