@@ -109,7 +109,14 @@ pub fn scores(model: &dyn PrunableModel, method: &str) -> Vec<Tensor<2>> {
         .collect()
 }
 
-/// Folds every mask into its weight (`W ← W ⊙ M`), then drops masks and scores.
+/// Puts `masks` on every matrix, replacing what was there (masks that change over the run:
+/// progressive and soft masks).
+pub fn set_masks(model: &mut dyn PrunableModel, masks: &[Tensor<2>]) {
+    for ((_, layer), m) in model.prunable_layers_mut().into_iter().zip(masks) {
+        layer.mask = Some(m.clone().to_device(&layer.weight.val().device()));
+    }
+}
+
 /// Puts the fixed masks of a one-shot removal on every matrix that has none yet (masks set
 /// earlier in the step, e.g. restored from a checkpoint, stay).
 pub fn set_fixed_masks(model: &mut dyn PrunableModel, masks: &[Tensor<2>]) {
@@ -126,6 +133,7 @@ pub fn masks_in_model(model: &dyn PrunableModel) -> Option<Vec<Tensor<2>>> {
     model.prunable_layers().iter().map(|(_, l)| l.mask.as_ref().map(|m| m.clone().detach())).collect()
 }
 
+/// Folds every mask into its weight (`W ← W ⊙ M`), then drops masks and scores.
 pub fn fold_masks(model: &mut dyn PrunableModel) {
     for (_, layer) in model.prunable_layers_mut() {
         if let Some(mask) = layer.mask.take() {

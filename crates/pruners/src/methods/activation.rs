@@ -309,9 +309,7 @@ impl Pruner for Activation {
             return;
         }
         let masks = self.masks.as_ref().expect("activation: the trainer must calibrate at the first round");
-        for ((_, layer), m) in model.prunable_layers_mut().into_iter().zip(masks) {
-            layer.mask = Some(m.clone().to_device(&layer.weight.val().device()));
-        }
+        crate::mask::set_masks(model, masks);
     }
 
     /// The last state was judged `round_steps` before the end (see `is_round`); what trained

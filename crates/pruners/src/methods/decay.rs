@@ -173,13 +173,13 @@ impl Pruner for Decay {
             self.select(model, step);
         }
         if let Some(m) = &self.masks {
-            crate::mask::set_fixed_masks(model, m);
+            crate::mask::set_masks(model, m);
         }
     }
 
     fn eval_masks(&mut self, model: &mut dyn PrunableModel, _step: usize) {
         if let Some(m) = &self.masks {
-            crate::mask::set_fixed_masks(model, m);
+            crate::mask::set_masks(model, m);
         }
     }
 
@@ -220,7 +220,7 @@ impl Pruner for Decay {
 
     fn finalize(&mut self, model: &mut dyn PrunableModel, _step: usize) {
         let masks = self.hard_masks(model, true);
-        crate::mask::set_fixed_masks(model, &masks);
+        crate::mask::set_masks(model, &masks);
         crate::mask::fold_masks(model);
     }
 

@@ -66,7 +66,7 @@ impl GradientFlow {
         let groups = model.unit_groups();
         let dims: Vec<[usize; 2]> = model.prunable_layers().iter().map(|(_, l)| l.dims()).collect();
         let device = model.prunable_layers()[0].1.weight.val().device();
-        crate::mask::set_fixed_masks(model, &masks_from_keep(&groups, &keep, &dims, &device));
+        crate::mask::set_masks(model, &masks_from_keep(&groups, &keep, &dims, &device));
     }
 }
 
