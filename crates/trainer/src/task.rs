@@ -42,6 +42,11 @@ pub trait Task {
     /// As [`Task::forward`], with the classifier's input `[idx.len(), d]` (the model's output
     /// representation) first.
     fn forward_features(&self, model: &Self::Model, split: Split, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>, Tensor<1, Int>);
+    /// The length of example `i` of `split` in tokens (what `train.group_by_length` groups by);
+    /// 1 for data of fixed size.
+    fn length(&self, _split: Split, _i: usize) -> usize {
+        1
+    }
     /// The activations of every structural unit on training examples `idx` (calibration).
     fn unit_activations(&self, model: &Self::Model, idx: &[usize], device: &Device) -> UnitActivations;
     /// Subgroup attributes of `split`: (attribute name, each example's value).

@@ -181,6 +181,9 @@ impl Task for TextTask {
         let (f, l) = model.forward_features(b.input_ids, b.token_type_ids, b.attention_mask);
         (f, l, b.labels)
     }
+    fn length(&self, split: Split, i: usize) -> usize {
+        self.items(split)[i].input_ids.len().min(self.max_length)
+    }
     fn unit_activations(&self, model: &Self::Model, idx: &[usize], device: &Device) -> UnitActivations {
         let items: Vec<&EncodedItem> = idx.iter().map(|&i| &self.data.train[i]).collect();
         let b = self.batcher.batch(&items, device);

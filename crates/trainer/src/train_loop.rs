@@ -164,6 +164,21 @@ fn step_seed(seed: u64, step: usize) -> u64 {
     SplitMix64(seed ^ (step as u64).wrapping_mul(0xA24B_AED4_963E_E407)).next_u64()
 }
 
+/// `train.group_by_length` (the Hugging Face Trainer's option, its LengthGroupedSampler): the
+/// shuffled order cut into mega-batches of 50 batches, each sorted by length, longest first, so
+/// that a batch holds sequences of similar length and pads little; the mega-batches keep their
+/// random order.
+pub fn length_grouped(order: &[usize], length: &dyn Fn(usize) -> usize, batch_size: usize) -> Vec<usize> {
+    order
+        .chunks(50 * batch_size.max(1))
+        .flat_map(|mega| {
+            let mut m = mega.to_vec();
+            m.sort_by_key(|&i| std::cmp::Reverse(length(i)));
+            m
+        })
+        .collect()
+}
+
 /// The training order of epoch `epoch`, replayed from the seed, and the RNG state after it.
 fn epoch_order(seed: u64, n: usize, epoch: usize) -> (Vec<usize>, u64) {
     let mut rng = SplitMix64(seed);
@@ -381,6 +396,9 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
         if pos == 0 || order.is_empty() {
             // Replayed from the seed, so a resumed run sees the same order.
             (order, rng_state) = epoch_order(exp.seed, n_train, step / steps_per_epoch);
+            if t.group_by_length {
+                order = length_grouped(&order, &|i| task.length(Split::Train, i), t.batch_size);
+            }
         }
         if step == reference_step && extra.before.is_none() {
             // The unpruned model: its metrics (before pruning) and, for the performance-weighted
@@ -717,4 +735,27 @@ fn loss_name(exp: &Experiment) -> String {
 /// gradient NaN/Inf.
 fn test_hook(name: &str) -> Option<usize> {
     std::env::var(name).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_grouped;
+
+    #[test]
+    fn length_grouping_sorts_within_mega_batches_and_keeps_every_example() {
+        // 230 examples, batch 2: mega-batches of 100, 100 and 30.
+        let (order, _) = super::epoch_order(3, 230, 0);
+        let len = |i: usize| (i * 7919) % 61;
+        let grouped = length_grouped(&order, &len, 2);
+        let mut a = grouped.clone();
+        a.sort();
+        assert_eq!(a, (0..230).collect::<Vec<_>>());
+        for (g, o) in grouped.chunks(100).zip(order.chunks(100)) {
+            assert!(g.windows(2).all(|w| len(w[0]) >= len(w[1])));
+            let (mut g, mut o) = (g.to_vec(), o.to_vec());
+            g.sort();
+            o.sort();
+            assert_eq!(g, o, "each mega-batch holds the examples the shuffle gave it");
+        }
+    }
 }
