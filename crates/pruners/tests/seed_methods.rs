@@ -3,7 +3,7 @@
 //! training loop serves; and the finite-difference Hessian-vector product against the exact one
 //! of a softmax regression (burn 0.22 has no double backward to compare with).
 
-use burn::module::Param;
+use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use models::init::HostRng;
 use models::{Mlp, MlpConfig, PrunableModel};
@@ -247,4 +247,129 @@ fn ld_pruner_scores_a_unit_that_writes_nothing_zero_and_removes_it_first() {
     ld.apply_masks(&mut pruned, 0);
     assert_eq!(units_removed(&pruned, 0), vec![2]);
     assert!(units_removed(&pruned, 1).is_empty());
+}
+
+/// The loop's side for the progressive methods on an MLP: the gradients of the cross-entropy of
+/// fixed examples at shifted weights (through burn's autodiff, as the trainer's probe).
+struct GradProbe {
+    model: Mlp,
+    x: Vec<f32>,
+    y: Vec<usize>,
+    d: usize,
+}
+
+impl LossProbe for GradProbe {
+    fn examples(&self) -> usize {
+        self.y.len()
+    }
+    fn loss_without(&mut self, _: &[(usize, usize)]) -> f64 {
+        unreachable!()
+    }
+    fn accuracy_without(&mut self, _: &[(usize, usize)]) -> f64 {
+        unreachable!()
+    }
+    fn outputs_without(&mut self, _: &[(usize, usize)]) -> ProbeOutputs {
+        unreachable!()
+    }
+    fn gradients_at(&mut self, shift: &[Tensor<2>]) -> Vec<Tensor<2>> {
+        let ad = cpu().autodiff();
+        let mut m = self.model.clone().to_device(&ad);
+        for (i, (_, l)) in m.prunable_layers_mut().into_iter().enumerate() {
+            let s = shift.get(i).map(|s| Tensor::<2>::from_data(s.to_data(), &ad));
+            l.weight = l.weight.clone().map(|w| {
+                let w = Tensor::<2>::from_data(w.to_data(), &ad);
+                match &s {
+                    Some(s) => (w + s.clone()).require_grad(),
+                    None => w.require_grad(),
+                }
+            });
+            if let Some(mask) = l.mask.take() {
+                l.mask = Some(Tensor::from_data(mask.to_data(), &ad));
+            }
+            if let Some(b) = l.bias.take() {
+                l.bias = Some(b.map(|b| Tensor::from_data(b.to_data(), &ad)));
+            }
+        }
+        let n = self.y.len();
+        let x = Tensor::<2>::from_data(TensorData::new(self.x.clone(), [n, self.d]), &ad);
+        let logp = burn::tensor::activation::log_softmax(m.forward(x), 1);
+        let k = logp.dims()[1];
+        let onehot: Vec<f32> = self.y.iter().flat_map(|&c| (0..k).map(move |j| (j == c) as u8 as f32)).collect();
+        let loss = -(logp * Tensor::<2>::from_data(TensorData::new(onehot, [n, k]), &ad)).sum() / n as f64;
+        let grads = loss.backward();
+        m.prunable_layers().iter().map(|(_, l)| l.weight.val().grad(&grads).unwrap()).collect()
+    }
+}
+
+fn progressive(method: &str) -> Box<dyn Pruner> {
+    let cfg: pruners::PruningConfig =
+        toml::from_str(&format!("method = \"{method}\"\nfinal_density = 0.5\nwarmup_steps = 0\ncooldown_steps = 5\nround_steps = 5\ndecay_steps = 5\ncalibration_samples = 32")).unwrap();
+    cfg.build(20).unwrap()
+}
+
+/// Runs a pruner over 20 steps the way the loop calls it (no training: the weights move only
+/// by what the pruner itself does), then finalises.
+fn run_without_training(p: &mut dyn Pruner, model: &mut Mlp, probe: &mut GradProbe, mut each: impl FnMut(usize, &Mlp)) {
+    p.init(model);
+    for step in 0..20 {
+        if p.loss_request(step).is_some() {
+            probe.model = model.clone();
+            p.calibrate_loss(model, &mut LossCalibration { gradients: None, probe });
+        }
+        p.apply_masks(model, step);
+        each(step, model);
+        p.after_step(model, step);
+    }
+    p.finalize(model, 19);
+}
+
+fn zero_units(model: &Mlp) -> Vec<usize> {
+    // Hidden units whose row in layer 0 and column in layer 1 are both all zero.
+    let (w0, [_, c0]) = (host(model.layers[0].weight.val()), model.layers[0].dims());
+    let (w1, [r1, c1]) = (host(model.layers[1].weight.val()), model.layers[1].dims());
+    (0..c1).filter(|&u| (0..c0).all(|j| w0[u * c0 + j] == 0.0) && (0..r1).all(|i| w1[i * c1 + u] == 0.0)).collect()
+}
+
+fn mlp_and_probe() -> (Mlp, GradProbe) {
+    let model = Mlp::new(&MlpConfig::new(4, vec![8], 3, 0.0), 2, &cpu());
+    let x = HostRng::new(4).normals(32 * 4, 1.0);
+    let y = (0..32).map(|i| i % 3).collect();
+    (model.clone(), GradProbe { model, x, y, d: 4 })
+}
+
+#[test]
+fn gradient_flow_selects_progressively_with_falling_masks_and_ends_at_the_budget() {
+    let (mut model, mut probe) = mlp_and_probe();
+    let mut p = progressive("gradient_flow");
+    let mut fractional = false;
+    run_without_training(p.as_mut(), &mut model, &mut probe, |_, m| {
+        if let Some(mask) = &m.layers[0].mask {
+            fractional |= host(mask.clone()).iter().any(|&v| v > 0.0 && v < 1.0);
+        }
+    });
+    assert!(fractional, "a selected unit's mask passes through values between 0 and 1");
+    assert_eq!(zero_units(&model).len(), 4, "half of the 8 hidden units, exactly");
+}
+
+#[test]
+fn decay_brings_the_selected_units_to_zero_norm_and_ends_at_the_budget() {
+    let (mut model, mut probe) = mlp_and_probe();
+    let norms0 = pruners::units::unit_sq_norms(&model);
+    let mut p = progressive("decay");
+    let mut seen = Vec::new();
+    run_without_training(p.as_mut(), &mut model, &mut probe, |_, m| seen.push(pruners::units::unit_sq_norms(m)[0].clone()));
+    let gone = zero_units(&model);
+    assert_eq!(gone.len(), 4, "half of the 8 hidden units, exactly");
+    // The host criterion is magnitude: the removed are the 4 lowest-norm units at the start
+    // (no training moves them here).
+    let mut by_norm: Vec<usize> = (0..8).collect();
+    by_norm.sort_by(|&a, &b| norms0[0][a].total_cmp(&norms0[0][b]));
+    let mut lowest = by_norm[..4].to_vec();
+    lowest.sort();
+    assert_eq!(gone, lowest);
+    // Each removed unit's norm fell step by step rather than at once.
+    let u = gone[0];
+    let path: Vec<f32> = seen.iter().map(|n| n[u].sqrt()).collect();
+    assert!(path.windows(2).all(|w| w[1] <= w[0] + 1e-6), "{path:?}");
+    assert!(path.iter().any(|&v| v > 0.0 && v < norms0[0][u].sqrt() * 0.99), "{path:?}");
 }
