@@ -238,15 +238,18 @@ fn ld_pruner_scores_a_unit_that_writes_nothing_zero_and_removes_it_first() {
     let b: Vec<f32> = model.layers[1].bias.as_ref().unwrap().val().to_data().convert::<f32>().try_to_vec().unwrap();
     set(&mut model.layers[1], &w, &b);
     let mut probe = MlpProbe::new(model.clone(), inputs(64, 3, 11));
-    // 7 units, one to go.
-    let mut ld = LdPruner::new(0, 6.0 / 7.0, 64);
+    // Each group keeps round(0.75·count) of its units: one of the first layer's 4 goes, and one
+    // of the second's 3 (kept: round(2.25) = 2), the lowest-scored in each.
+    let mut ld = LdPruner::new(0, 0.75, 64);
     let mut pruned = model.clone();
     ld.calibrate_loss(&mut pruned, &mut LossCalibration { gradients: None, probe: &mut probe });
     assert_eq!(ld.scores[0][2], 0.0);
     assert!(ld.scores.iter().flatten().filter(|&&s| s == 0.0).count() == 1, "{:?}", ld.scores);
     ld.apply_masks(&mut pruned, 0);
     assert_eq!(units_removed(&pruned, 0), vec![2]);
-    assert!(units_removed(&pruned, 1).is_empty());
+    let s1 = &ld.scores[1];
+    let lowest = (0..3).fold(0, |b, u| if s1[u] < s1[b] { u } else { b });
+    assert_eq!(units_removed(&pruned, 1), vec![lowest]);
 }
 
 /// The loop's side for the progressive methods on an MLP: the gradients of the cross-entropy of

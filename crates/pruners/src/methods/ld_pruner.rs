@@ -7,12 +7,15 @@
 //! fine-tune. Label-free ("task-agnostic"). ../shared/METHODS_SEED1.md §8.
 //!
 //! Our choices where the paper is silent: the operators are the model's units (filters, heads,
-//! FFN neurons) rather than whole blocks, and the one modification is removal; the units
-//! compete globally (the scores live in one output space), each group keeping at least one;
-//! the norm is L2 (§8(a)). Cost: M forward passes per unit.
+//! FFN neurons) rather than whole blocks, and the one modification is removal; each group (a
+//! conv's filters, a layer's heads, its neurons) loses the same fraction of its units, lowest
+//! scores first, as `granularity = "unit"` does for the other criteria (the paper removes
+//! operators until a compute budget is met; ranked globally by this score, a CNN's removals
+//! fell on the units that own the most weights: 96.7% of the weights went at 50% of the units
+//! and the accuracy with them); the norm is L2 (§8(a)). Cost: M forward passes per unit.
 
 use crate::calibration::{LossCalibration, LossRequest};
-use crate::units::{masks_from_keep, take_within_groups};
+use crate::units::{masks_from_keep, removal_counts};
 use crate::Pruner;
 use burn::tensor::Tensor;
 use models::PrunableModel;
@@ -75,15 +78,20 @@ impl Pruner for LdPruner {
             .enumerate()
             .map(|(g, group)| (0..group.count).map(|u| score(&base.features, &data.probe.outputs_without(&[(g, u)]).features, base.dim)).collect())
             .collect();
-        let counts: Vec<usize> = groups.iter().map(|g| g.count).collect();
-        let mut order: Vec<(usize, usize)> = counts.iter().enumerate().flat_map(|(g, &n)| (0..n).map(move |u| (g, u))).collect();
-        order.sort_by(|a, b| self.scores[a.0][a.1].total_cmp(&self.scores[b.0][b.1]).then(a.cmp(b)));
-        let budget = ((1.0 - self.density) * counts.iter().sum::<usize>() as f64).round() as usize;
-        let removed = take_within_groups(&order, &mut counts.clone(), budget);
-        let mut keep: Vec<Vec<f32>> = counts.iter().map(|&n| vec![1.0; n]).collect();
-        for &(g, u) in &removed {
-            keep[g][u] = 0.0;
-        }
+        let removals = removal_counts(&groups, self.density);
+        let keep: Vec<Vec<f32>> = groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| {
+                let mut k = vec![1.0; group.count];
+                let mut order: Vec<usize> = (0..group.count).collect();
+                order.sort_by(|&a, &b| self.scores[g][a].total_cmp(&self.scores[g][b]).then(a.cmp(&b)));
+                for &u in &order[..removals[g]] {
+                    k[u] = 0.0;
+                }
+                k
+            })
+            .collect();
         for (g, group) in groups.iter().enumerate() {
             tracing::info!("ld_pruner: {}: removes {} of {} units", group.name, keep[g].iter().filter(|&&k| k == 0.0).count(), group.count);
         }
