@@ -291,3 +291,46 @@ fn lagrangian_is_off_in_the_warm_up_and_its_ramp_starts_at_the_initial_expected_
     let after: Vec<f32> = gates::params(&m).multipliers.iter().flat_map(|l| host1(l.val().inner())).collect();
     assert_eq!(before, after);
 }
+
+/// A few hundred steps of real training (cross-entropy on two labelled sentences, one AdamW
+/// kept across steps) towards 60% sparsity: the expected sparsity must land within one point
+/// of the target. Issue 26's acceptance test, not met yet: with the multipliers as they are,
+/// mask_learning lags (0.08 for the first 100 steps of the ramp) and then overshoots to 0.661;
+/// two controls tried on 2026-12-05 did worse (λ₁ = sinh(ρ): 0.913; the target held at most 2
+/// points above the expected sparsity: 0.530). Run it with `--ignored`.
+#[test]
+#[ignore = "issue 26: the multipliers' control does not land within a point yet (0.661 for 0.6)"]
+fn the_expected_sparsity_lands_on_the_target_within_a_point() {
+    for method in ["mask_learning", "minimax_uniform"] {
+        let cfg: PruningConfig = toml::from_str(&format!(
+            "method = \"{method}\"\nfinal_density = 0.4\nwarmup_steps = 0\ncooldown_steps = 150\nmultipliers_lr = 0.05\nscores_lr = 0.05"
+        ))
+        .unwrap();
+        let total = 400;
+        let mut p = cfg.build(total).unwrap();
+        let mut m = model();
+        p.init(&mut m);
+        let mut m = m.train();
+        let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+        let ad = cpu().autodiff();
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &ad);
+        let mut trace = Vec::new();
+        for t in 0..total {
+            p.apply_masks(&mut m, t);
+            let (ids, types, mask) = inputs_on(&ad);
+            let logits = m.forward(ids, types, mask);
+            let ce = burn::tensor::loss::cross_entropy_with_logits(logits, labels.clone().one_hot(2).float());
+            let loss = match p.loss_term(&m, t) {
+                Some(term) => ce + term,
+                None => ce,
+            };
+            let mut grads = GradientsParams::from_grads(loss.backward(), &m);
+            p.adjust_gradients(&m, &mut grads);
+            m = optim.step(0.05, m, grads);
+            p.after_step(&mut m, t);
+            trace.push(1.0 - p.scheduled_density(t));
+        }
+        let last = *trace.last().unwrap();
+        assert!((last - 0.6).abs() < 0.01, "{method}: expected sparsity {last:.4} after {total} steps (target 0.6); every 50 steps: {:?}", trace.iter().step_by(50).map(|s| format!("{s:.3}")).collect::<Vec<_>>());
+    }
+}
