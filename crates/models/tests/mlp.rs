@@ -4,7 +4,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use models::mlp::compact;
-use models::{Axis, Mlp, MlpConfig, PrunableModel};
+use models::{Mlp, MlpConfig, PrunableModel};
 
 #[allow(deprecated)]
 fn device() -> Device {

@@ -185,3 +185,64 @@ pub fn take_within_groups(order: &[(usize, usize)], remaining: &mut [usize], bud
     }
     out
 }
+
+/// The bookkeeping every one-shot unit method shares (SBPF, C-SWAP, LD-Pruner): at
+/// `prune_step` the method scores the units from a calibration request and decides which to
+/// keep; from then on those masks hold. This is the part that is the same for all of them:
+/// when to ask, the masks, putting them on, the resume state and the density reported.
+pub struct UnitRemoval {
+    /// The method's name, for messages.
+    pub name: &'static str,
+    pub prune_step: usize,
+    pub density: f64,
+    pub calibration_samples: usize,
+    pub masks: Option<Vec<Tensor<2>>>,
+}
+
+impl UnitRemoval {
+    pub fn new(name: &'static str, prune_step: usize, density: f64, calibration_samples: usize) -> Self {
+        Self { name, prune_step, density, calibration_samples, masks: None }
+    }
+
+    /// The calibration request at the pruning step (once).
+    pub fn loss_request(&self, step: usize, gradients: bool) -> Option<crate::calibration::LossRequest> {
+        (step == self.prune_step && self.masks.is_none()).then_some(crate::calibration::LossRequest { examples: self.calibration_samples, gradients })
+    }
+
+    /// Sets the masks that keep, in group `g`, the units where `keep[g][u]` is 1.
+    pub fn decide(&mut self, model: &dyn PrunableModel, keep: &[Vec<f32>]) {
+        let dims: Vec<[usize; 2]> = model.prunable_layers().iter().map(|(_, l)| l.dims()).collect();
+        let device = model.prunable_layers()[0].1.weight.val().device();
+        self.masks = Some(masks_from_keep(&model.unit_groups(), keep, &dims, &device));
+    }
+
+    /// From the pruning step on, the masks decided.
+    pub fn apply(&self, model: &mut dyn PrunableModel, step: usize) {
+        if step < self.prune_step {
+            return;
+        }
+        let masks = self.masks.as_ref().unwrap_or_else(|| panic!("{}: the trainer must calibrate before the pruning step", self.name));
+        crate::mask::set_fixed_masks(model, masks);
+    }
+
+    /// Whether the removal happened (the rest of a resumed run's state is in the model's masks).
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "calibrated": self.masks.is_some() })
+    }
+
+    pub fn load_state(&mut self, state: &serde_json::Value, model: &dyn PrunableModel) -> Result<(), String> {
+        if state.get("calibrated").and_then(|v| v.as_bool()) == Some(true) {
+            let masks = crate::mask::masks_in_model(model);
+            self.masks = Some(masks.ok_or_else(|| format!("{}: the checkpoint was taken after the removal but holds no masks", self.name))?);
+        }
+        Ok(())
+    }
+
+    pub fn density(&self, step: usize) -> f64 {
+        if step < self.prune_step {
+            1.0
+        } else {
+            self.density
+        }
+    }
+}

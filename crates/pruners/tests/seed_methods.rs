@@ -164,44 +164,11 @@ fn finite_difference_hessian_vector_product_matches_the_exact_one_of_a_softmax_r
     let x = HostRng::new(7).normals(n * d, 1.0);
     let y: Vec<usize> = (0..n).map(|i| i % k).collect();
     let w = HostRng::new(8).normals(k * d, 0.5);
-    struct Softmax {
-        x: Vec<f32>,
-        y: Vec<usize>,
-        w: Vec<f32>,
-        dims: (usize, usize, usize),
-    }
-    impl LossProbe for Softmax {
-        fn examples(&self) -> usize {
-            self.y.len()
-        }
-        fn loss_without(&mut self, _: &[(usize, usize)]) -> f64 {
-            unreachable!()
-        }
-        fn accuracy_without(&mut self, _: &[(usize, usize)]) -> f64 {
-            unreachable!()
-        }
-        fn outputs_without(&mut self, _: &[(usize, usize)]) -> ProbeOutputs {
-            unreachable!()
-        }
-        fn gradients_at(&mut self, shift: &[Tensor<2>]) -> Vec<Tensor<2>> {
-            // Through burn's autodiff, as the loop's probe does.
-            let (n, d, k) = self.dims;
-            let ad = cpu().autodiff();
-            let mut w = Tensor::<2>::from_data(TensorData::new(self.w.clone(), [k, d]), &ad);
-            if let Some(s) = shift.first() {
-                w = w + Tensor::<2>::from_data(s.to_data(), &ad);
-            }
-            let w = w.detach().require_grad();
-            let x = Tensor::<2>::from_data(TensorData::new(self.x.clone(), [n, d]), &ad);
-            let logits = x.matmul(w.clone().transpose());
-            let logp = burn::tensor::activation::log_softmax(logits, 1);
-            let onehot: Vec<f32> = self.y.iter().flat_map(|&c| (0..k).map(move |j| (j == c) as u8 as f32)).collect();
-            let loss = -(logp * Tensor::<2>::from_data(TensorData::new(onehot, [n, k]), &ad)).sum() / n as f64;
-            let grads = loss.backward();
-            vec![w.grad(&grads).unwrap()]
-        }
-    }
-    let mut probe = Softmax { x: x.clone(), y, w: w.clone(), dims: (n, d, k) };
+    // The regression as an MLP with no hidden layer (bias 0), through the probe the
+    // progressive-method tests use: burn's autodiff, as the loop's probe.
+    let mut model = Mlp::new(&MlpConfig::new(d, vec![], k, 0.0), 1, &cpu());
+    set(&mut model.layers[0], &w, &vec![0.0; k]);
+    let mut probe = GradProbe { model, x: x.clone(), y, d };
     let v = HostRng::new(9).normals(k * d, 1.0);
     let fd = host(hessian_vector_product(&mut probe, &[matrix(&w, [k, d])], &[matrix(&v, [k, d])], 1e-3)[0].clone());
     let mut exact = vec![0.0f64; k * d];

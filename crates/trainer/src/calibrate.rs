@@ -17,17 +17,22 @@ pub fn accumulate_gradients<T: Task>(task: &T, model: &T::Model, idx: &[usize], 
     for chunk in idx.chunks(batch.max(1)) {
         let (logits, labels) = task.forward(model, Split::Train, chunk, device);
         let grads = cross_entropy(logits, labels).backward();
-        let per_matrix: Vec<Tensor<2>> = model
-            .prunable_layers()
-            .iter()
-            .map(|(_, l)| {
-                let w = l.weight.val();
-                w.grad(&grads).unwrap_or_else(|| Tensor::zeros(w.dims(), &w.device().inner()))
-            })
-            .collect();
-        acc.add(per_matrix, chunk.len());
+        acc.add(weight_grads(model, &grads), chunk.len());
     }
     acc
+}
+
+/// The gradient of every prunable weight in `grads` (zeros where a matrix got none), in
+/// `prunable_layers()` order.
+fn weight_grads(model: &dyn PrunableModel, grads: &burn::tensor::Gradients) -> Vec<Tensor<2>> {
+    model
+        .prunable_layers()
+        .iter()
+        .map(|(_, l)| {
+            let w = l.weight.val();
+            w.grad(grads).unwrap_or_else(|| Tensor::zeros(w.dims(), &w.device().inner()))
+        })
+        .collect()
 }
 
 /// [`LossProbe`] over training examples `idx` of `task`, on an evaluation copy of the model.
@@ -115,14 +120,7 @@ impl<T: Task> LossProbe for TaskProbe<'_, T> {
             self.device.seed(probe_seed(c));
             let (logits, labels) = self.task.forward(&m, Split::Train, chunk, &self.train_device);
             let grads = (cross_entropy(logits, labels) * (chunk.len() as f64 / n)).backward();
-            let g: Vec<Tensor<2>> = m
-                .prunable_layers()
-                .iter()
-                .map(|(_, l)| {
-                    let w = l.weight.val();
-                    w.grad(&grads).unwrap_or_else(|| Tensor::zeros(w.dims(), &w.device().inner()))
-                })
-                .collect();
+            let g = weight_grads(&m, &grads);
             sum = if sum.is_empty() { g } else { sum.into_iter().zip(g).map(|(a, b)| a + b).collect() };
         }
         sum

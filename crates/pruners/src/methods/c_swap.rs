@@ -25,9 +25,8 @@
 //!   care what a unit is); cost: M forward passes per unit and round.
 
 use crate::calibration::{LossCalibration, LossRequest, ProbeOutputs};
-use crate::units::{masks_from_keep, take_within_groups};
+use crate::units::{take_within_groups, UnitRemoval};
 use crate::Pruner;
-use burn::tensor::Tensor;
 use models::PrunableModel;
 
 /// The one-sided 5% critical value of the standard normal.
@@ -90,11 +89,8 @@ pub fn removal_order(effects: &[UnitEffect]) -> Vec<(usize, usize)> {
 }
 
 pub struct CSwap {
-    prune_step: usize,
-    density: f64,
-    calibration_samples: usize,
+    removal: UnitRemoval,
     rounds: usize,
-    masks: Option<Vec<Tensor<2>>>,
     /// The first round's scores of every unit.
     pub effects: Vec<UnitEffect>,
     /// Units removed, in order.
@@ -103,7 +99,7 @@ pub struct CSwap {
 
 impl CSwap {
     pub fn new(prune_step: usize, density: f64, calibration_samples: usize, rounds: usize) -> Self {
-        Self { prune_step, density, calibration_samples, rounds: rounds.max(1), masks: None, effects: Vec::new(), removed: Vec::new() }
+        Self { removal: UnitRemoval::new("c_swap", prune_step, density, calibration_samples), rounds: rounds.max(1), effects: Vec::new(), removed: Vec::new() }
     }
 
     /// Scores every unit not yet removed: its drops on the examples `keep` of `base`.
@@ -133,7 +129,7 @@ impl Pruner for CSwap {
     }
 
     fn loss_request(&self, step: usize) -> Option<LossRequest> {
-        (step == self.prune_step && self.masks.is_none()).then_some(LossRequest { examples: self.calibration_samples, gradients: false })
+        self.removal.loss_request(step, false)
     }
 
     fn calibrate_loss(&mut self, model: &mut dyn PrunableModel, data: &mut LossCalibration) {
@@ -141,7 +137,7 @@ impl Pruner for CSwap {
         assert!(!groups.is_empty(), "c_swap: the model declares no units (filters, heads, neurons)");
         let counts: Vec<usize> = groups.iter().map(|g| g.count).collect();
         let total: usize = counts.iter().sum();
-        let budget = ((1.0 - self.density) * total as f64).round() as usize;
+        let budget = ((1.0 - self.removal.density) * total as f64).round() as usize;
         let chunk = budget.div_ceil(self.rounds).max(1);
         let mut remaining = counts.clone();
         self.removed.clear();
@@ -181,36 +177,23 @@ impl Pruner for CSwap {
         for &(g, u) in &self.removed {
             keep[g][u] = 0.0;
         }
-        let dims: Vec<[usize; 2]> = model.prunable_layers().iter().map(|(_, l)| l.dims()).collect();
-        let device = model.prunable_layers()[0].1.weight.val().device();
-        self.masks = Some(masks_from_keep(&groups, &keep, &dims, &device));
+        self.removal.decide(model, &keep);
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
-        if step < self.prune_step {
-            return;
-        }
-        let masks = self.masks.as_ref().expect("c_swap: the trainer must calibrate before the pruning step");
-        crate::mask::set_fixed_masks(model, masks);
+        self.removal.apply(model, step);
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "calibrated": self.masks.is_some(), "removed": self.removed })
+        self.removal.state()
     }
 
     fn load_state(&mut self, state: &serde_json::Value, model: &dyn PrunableModel) -> Result<(), String> {
-        if state.get("calibrated").and_then(|v| v.as_bool()) == Some(true) {
-            self.masks = Some(crate::mask::masks_in_model(model).ok_or("c_swap: the checkpoint was taken after the removal but holds no masks")?);
-        }
-        Ok(())
+        self.removal.load_state(state, model)
     }
 
     fn scheduled_density(&self, step: usize) -> f64 {
-        if step < self.prune_step {
-            1.0
-        } else {
-            self.density
-        }
+        self.removal.density(step)
     }
 }
 

@@ -15,9 +15,8 @@
 //! and the accuracy with them); the norm is L2 (§8(a)). Cost: M forward passes per unit.
 
 use crate::calibration::{LossCalibration, LossRequest};
-use crate::units::{masks_from_keep, removal_counts};
+use crate::units::{removal_counts, UnitRemoval};
 use crate::Pruner;
-use burn::tensor::Tensor;
 use models::PrunableModel;
 
 /// Per-coordinate mean and population standard deviation of `rows` `[n, dim]` (row-major).
@@ -46,17 +45,14 @@ pub fn score(orig: &[f32], modified: &[f32], dim: usize) -> f64 {
 }
 
 pub struct LdPruner {
-    prune_step: usize,
-    density: f64,
-    calibration_samples: usize,
-    masks: Option<Vec<Tensor<2>>>,
+    removal: UnitRemoval,
     /// Per group, each unit's score.
     pub scores: Vec<Vec<f64>>,
 }
 
 impl LdPruner {
     pub fn new(prune_step: usize, density: f64, calibration_samples: usize) -> Self {
-        Self { prune_step, density, calibration_samples, masks: None, scores: Vec::new() }
+        Self { removal: UnitRemoval::new("ld_pruner", prune_step, density, calibration_samples), scores: Vec::new() }
     }
 }
 
@@ -66,7 +62,7 @@ impl Pruner for LdPruner {
     }
 
     fn loss_request(&self, step: usize) -> Option<LossRequest> {
-        (step == self.prune_step && self.masks.is_none()).then_some(LossRequest { examples: self.calibration_samples, gradients: false })
+        self.removal.loss_request(step, false)
     }
 
     fn calibrate_loss(&mut self, model: &mut dyn PrunableModel, data: &mut LossCalibration) {
@@ -78,7 +74,7 @@ impl Pruner for LdPruner {
             .enumerate()
             .map(|(g, group)| (0..group.count).map(|u| score(&base.features, &data.probe.outputs_without(&[(g, u)]).features, base.dim)).collect())
             .collect();
-        let removals = removal_counts(&groups, self.density);
+        let removals = removal_counts(&groups, self.removal.density);
         let keep: Vec<Vec<f32>> = groups
             .iter()
             .enumerate()
@@ -95,36 +91,23 @@ impl Pruner for LdPruner {
         for (g, group) in groups.iter().enumerate() {
             tracing::info!("ld_pruner: {}: removes {} of {} units", group.name, keep[g].iter().filter(|&&k| k == 0.0).count(), group.count);
         }
-        let dims: Vec<[usize; 2]> = model.prunable_layers().iter().map(|(_, l)| l.dims()).collect();
-        let device = model.prunable_layers()[0].1.weight.val().device();
-        self.masks = Some(masks_from_keep(&groups, &keep, &dims, &device));
+        self.removal.decide(model, &keep);
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
-        if step < self.prune_step {
-            return;
-        }
-        let masks = self.masks.as_ref().expect("ld_pruner: the trainer must calibrate before the pruning step");
-        crate::mask::set_fixed_masks(model, masks);
+        self.removal.apply(model, step);
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "calibrated": self.masks.is_some() })
+        self.removal.state()
     }
 
     fn load_state(&mut self, state: &serde_json::Value, model: &dyn PrunableModel) -> Result<(), String> {
-        if state.get("calibrated").and_then(|v| v.as_bool()) == Some(true) {
-            self.masks = Some(crate::mask::masks_in_model(model).ok_or("ld_pruner: the checkpoint was taken after the removal but holds no masks")?);
-        }
-        Ok(())
+        self.removal.load_state(state, model)
     }
 
     fn scheduled_density(&self, step: usize) -> f64 {
-        if step < self.prune_step {
-            1.0
-        } else {
-            self.density
-        }
+        self.removal.density(step)
     }
 }
 

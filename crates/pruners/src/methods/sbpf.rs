@@ -18,9 +18,8 @@
 //! - one step (K = 1) at `warmup_steps`, then the run's training is the fine-tune.
 
 use crate::calibration::{LossCalibration, LossRequest};
-use crate::units::{l1_scores, lowest, masks_from_keep};
+use crate::units::{l1_scores, lowest, UnitRemoval};
 use crate::Pruner;
-use burn::tensor::Tensor;
 use models::PrunableModel;
 
 pub const DAMAGE: f64 = 0.5;
@@ -28,11 +27,8 @@ pub const DRAWS: usize = 4;
 pub const P_MAX: f64 = 0.95;
 
 pub struct Sbpf {
-    prune_step: usize,
-    density: f64,
-    calibration_samples: usize,
+    removal: UnitRemoval,
     seed: u64,
-    masks: Option<Vec<Tensor<2>>>,
     /// Per unit group, once measured: the sensitivity and the fraction removed.
     pub sensitivities: Vec<f64>,
     pub ratios: Vec<f64>,
@@ -40,7 +36,7 @@ pub struct Sbpf {
 
 impl Sbpf {
     pub fn new(prune_step: usize, density: f64, calibration_samples: usize, seed: u64) -> Self {
-        Self { prune_step, density, calibration_samples, seed, masks: None, sensitivities: Vec::new(), ratios: Vec::new() }
+        Self { removal: UnitRemoval::new("sbpf", prune_step, density, calibration_samples), seed, sensitivities: Vec::new(), ratios: Vec::new() }
     }
 }
 
@@ -111,7 +107,7 @@ impl Pruner for Sbpf {
     }
 
     fn loss_request(&self, step: usize) -> Option<LossRequest> {
-        (step == self.prune_step && self.masks.is_none()).then_some(LossRequest { examples: self.calibration_samples, gradients: false })
+        self.removal.loss_request(step, false)
     }
 
     fn calibrate_loss(&mut self, model: &mut dyn PrunableModel, data: &mut LossCalibration) {
@@ -140,10 +136,10 @@ impl Pruner for Sbpf {
             })
             .collect();
         let counts: Vec<usize> = groups.iter().map(|g| g.count).collect();
-        self.ratios = allocate(1.0 - self.density, &counts, &self.sensitivities, P_MAX);
+        self.ratios = allocate(1.0 - self.removal.density, &counts, &self.sensitivities, P_MAX);
         let l1 = l1_scores(model);
         let total: usize = counts.iter().sum();
-        let removals = integer_removals(&self.ratios, &counts, ((1.0 - self.density) * total as f64).round() as usize);
+        let removals = integer_removals(&self.ratios, &counts, ((1.0 - self.removal.density) * total as f64).round() as usize);
         let keep: Vec<Vec<f32>> = groups
             .iter()
             .enumerate()
@@ -159,37 +155,26 @@ impl Pruner for Sbpf {
         for (g, group) in groups.iter().enumerate() {
             tracing::info!("sbpf: {}: sensitivity {:.4}, removes {:.1}% of {} units", group.name, self.sensitivities[g], 100.0 * self.ratios[g], group.count);
         }
-        let dims: Vec<[usize; 2]> = model.prunable_layers().iter().map(|(_, l)| l.dims()).collect();
-        let device = model.prunable_layers()[0].1.weight.val().device();
-        self.masks = Some(masks_from_keep(&groups, &keep, &dims, &device));
+        self.removal.decide(model, &keep);
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
-        if step < self.prune_step {
-            return;
-        }
-        let masks = self.masks.as_ref().expect("sbpf: the trainer must calibrate before the pruning step");
-        crate::mask::set_fixed_masks(model, masks);
+        self.removal.apply(model, step);
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "calibrated": self.masks.is_some(), "sensitivities": self.sensitivities, "ratios": self.ratios })
+        let mut s = self.removal.state();
+        s["sensitivities"] = serde_json::json!(self.sensitivities);
+        s["ratios"] = serde_json::json!(self.ratios);
+        s
     }
 
     fn load_state(&mut self, state: &serde_json::Value, model: &dyn PrunableModel) -> Result<(), String> {
-        if state.get("calibrated").and_then(|v| v.as_bool()) == Some(true) {
-            let masks = crate::mask::masks_in_model(model);
-            self.masks = Some(masks.ok_or("sbpf: the checkpoint was taken after the removal but holds no masks")?);
-        }
-        Ok(())
+        self.removal.load_state(state, model)
     }
 
     fn scheduled_density(&self, step: usize) -> f64 {
-        if step < self.prune_step {
-            1.0
-        } else {
-            self.density
-        }
+        self.removal.density(step)
     }
 }
 
