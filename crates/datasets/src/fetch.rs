@@ -323,8 +323,8 @@ pub fn glue_dir(task: &crate::glue::GlueTask) -> Result<PathBuf, FetchError> {
     }
     let dl = cache_dir().join("downloads");
     std::fs::create_dir_all(&dl).map_err(|e| io(&dl, e))?;
-    let zip = dl.join(format!("{}.zip", task.dir));
-    let url = format!("{GLUE_URL}/{}.zip", task.dir);
+    let zip = dl.join(format!("{}.zip", task.zip));
+    let url = format!("{GLUE_URL}/{}.zip", task.zip);
     tracing::info!("fetching GLUE {} from {url}", task.dir);
     let mut cmd = Command::new(python());
     cmd.args(["-c", "import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])", &url]).arg(&zip);

@@ -109,8 +109,11 @@ pub fn assign_labels(rows: TsvRows, names: &[String], path: &Path) -> Result<Vec
 pub struct GlueTask {
     /// The name in `data.task` (as the `datasets` library names them).
     pub name: &'static str,
-    /// The folder in the GLUE layout, and of the public zip (`<dir>.zip`).
+    /// The folder in the GLUE layout (inside the public zip too).
     pub dir: &'static str,
+    /// The public zip's name (`<zip>.zip`): the folder's, except QQP's and QNLI's, which the GLUE
+    /// download script fetches as `QQP-clean.zip` and `QNLIv2.zip`.
+    pub zip: &'static str,
     pub text_a: &'static str,
     pub text_b: Option<&'static str>,
     pub label: &'static str,
@@ -122,14 +125,14 @@ pub struct GlueTask {
 
 /// The GLUE classification tasks (STS-B, a regression, is not one of them).
 pub const GLUE_TASKS: &[GlueTask] = &[
-    GlueTask { name: "cola", dir: "CoLA", text_a: "sentence", text_b: None, label: "label", dev: "dev.tsv", header: Some(&["source", "label", "original_label", "sentence"]) },
-    GlueTask { name: "sst2", dir: "SST-2", text_a: "sentence", text_b: None, label: "label", dev: "dev.tsv", header: None },
-    GlueTask { name: "mrpc", dir: "MRPC", text_a: "#1 String", text_b: Some("#2 String"), label: "Quality", dev: "dev.tsv", header: None },
-    GlueTask { name: "qqp", dir: "QQP", text_a: "question1", text_b: Some("question2"), label: "is_duplicate", dev: "dev.tsv", header: None },
-    GlueTask { name: "mnli", dir: "MNLI", text_a: "sentence1", text_b: Some("sentence2"), label: "gold_label", dev: "dev_matched.tsv", header: None },
-    GlueTask { name: "qnli", dir: "QNLI", text_a: "question", text_b: Some("sentence"), label: "label", dev: "dev.tsv", header: None },
-    GlueTask { name: "rte", dir: "RTE", text_a: "sentence1", text_b: Some("sentence2"), label: "label", dev: "dev.tsv", header: None },
-    GlueTask { name: "wnli", dir: "WNLI", text_a: "sentence1", text_b: Some("sentence2"), label: "label", dev: "dev.tsv", header: None },
+    GlueTask { name: "cola", dir: "CoLA", zip: "CoLA", text_a: "sentence", text_b: None, label: "label", dev: "dev.tsv", header: Some(&["source", "label", "original_label", "sentence"]) },
+    GlueTask { name: "sst2", dir: "SST-2", zip: "SST-2", text_a: "sentence", text_b: None, label: "label", dev: "dev.tsv", header: None },
+    GlueTask { name: "mrpc", dir: "MRPC", zip: "MRPC", text_a: "#1 String", text_b: Some("#2 String"), label: "Quality", dev: "dev.tsv", header: None },
+    GlueTask { name: "qqp", dir: "QQP", zip: "QQP-clean", text_a: "question1", text_b: Some("question2"), label: "is_duplicate", dev: "dev.tsv", header: None },
+    GlueTask { name: "mnli", dir: "MNLI", zip: "MNLI", text_a: "sentence1", text_b: Some("sentence2"), label: "gold_label", dev: "dev_matched.tsv", header: None },
+    GlueTask { name: "qnli", dir: "QNLI", zip: "QNLIv2", text_a: "question", text_b: Some("sentence"), label: "label", dev: "dev.tsv", header: None },
+    GlueTask { name: "rte", dir: "RTE", zip: "RTE", text_a: "sentence1", text_b: Some("sentence2"), label: "label", dev: "dev.tsv", header: None },
+    GlueTask { name: "wnli", dir: "WNLI", zip: "WNLI", text_a: "sentence1", text_b: Some("sentence2"), label: "label", dev: "dev.tsv", header: None },
 ];
 
 /// The task called `name` (case and `-`/`_` ignored: "SST-2", "sst2", "sst_2"); the error lists

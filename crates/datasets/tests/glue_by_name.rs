@@ -31,6 +31,8 @@ fn tasks_by_name() {
     assert_eq!(glue_task("SST-2").unwrap().name, "sst2");
     assert_eq!(glue_task("sst2").unwrap().dir, "SST-2");
     assert_eq!(glue_task("mnli").unwrap().dev, "dev_matched.tsv");
+    // The zips the GLUE download script fetches (their folders are QQP/ and QNLI/).
+    assert_eq!((glue_task("qqp").unwrap().zip, glue_task("qnli").unwrap().zip, glue_task("rte").unwrap().zip), ("QQP-clean", "QNLIv2", "RTE"));
     let e = glue_task("stsb").unwrap_err();
     assert!(e.contains("regression"), "{e}");
     let e = glue_task("imdb").unwrap_err();
