@@ -227,7 +227,26 @@ impl Pruner for MaskLearning {
         gates::negate_multiplier_gradients(model, grads);
     }
 
-    fn after_step(&mut self, model: &mut dyn PrunableModel, _step: usize) {
+    fn after_step(&mut self, model: &mut dyn PrunableModel, step: usize) {
+        if let Some(target) = self.target_at(step + 1) {
+            // The budget projection (gates::budget_shift): every unit logit moves by one amount
+            // so that the next step's expected sparsity is its target; block logits stay.
+            let host: Vec<Vec<f32>> = Self::log_alpha(model).into_iter().map(gates::host).collect();
+            let g = self.targets.len();
+            let slots = block_slots(&self.targets);
+            let p_block: Vec<f64> = (0..g).map(|i| slots[i].map_or(1.0, |j| gates::open_probability_host(host[g][j]))).collect();
+            let total: f64 = self.targets.iter().map(|t| (t.count * t.params_per_unit) as f64).sum();
+            let sparsity = |c: f64| {
+                let kept: f64 = (0..g)
+                    .map(|i| p_block[i] * self.targets[i].params_per_unit as f64 * host[i].iter().map(|&a| gates::open_probability_host((a as f64 + c) as f32)).sum::<f64>())
+                    .sum();
+                1.0 - kept / total
+            };
+            let c = gates::budget_shift(sparsity, target);
+            let mut shift = vec![c; g];
+            shift.extend(std::iter::repeat_n(0.0, host.len() - g));
+            gates::shift_log_alpha(model, &shift);
+        }
         let s = Self::expected_sparsity(&self.targets, &Self::log_alpha(model));
         self.expected_sparsity = gates::host(s)[0] as f64;
     }

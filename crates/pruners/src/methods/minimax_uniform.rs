@@ -131,7 +131,7 @@ impl Pruner for MinimaxUniform {
     }
 
     /// Projection of the multipliers onto λ ≥ 0, and the expected kept units for the reports.
-    fn after_step(&mut self, model: &mut dyn PrunableModel, _step: usize) {
+    fn after_step(&mut self, model: &mut dyn PrunableModel, step: usize) {
         if let Some(Some(params)) = model.pruner_params_slot() {
             for p in params.multipliers.iter_mut() {
                 // A new leaf: the clamped value must stay a trainable parameter.
@@ -140,6 +140,21 @@ impl Pruner for MinimaxUniform {
                     t.clamp_min(0.0).detach().set_require_grad(grad)
                 });
             }
+        }
+        // The budget projection (gates::budget_shift), per group: its logits move by one amount
+        // so that the next step's expected kept units are its target.
+        if step + 1 >= self.ramp_start {
+            let host: Vec<Vec<f32>> = Self::log_alpha(model).into_iter().map(gates::host).collect();
+            let shift: Vec<f64> = host
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let n = a.len() as f64;
+                    let target = 1.0 - self.target_units(i, step + 1) / n;
+                    gates::budget_shift(|c| 1.0 - a.iter().map(|&x| gates::open_probability_host((x as f64 + c) as f32)).sum::<f64>() / n, target)
+                })
+                .collect();
+            gates::shift_log_alpha(model, &shift);
         }
         // One host copy for all groups (this runs every step).
         let sums: Vec<Tensor<1>> = Self::log_alpha(model).into_iter().map(|a| gates::open_probability(a).sum()).collect();
