@@ -92,6 +92,13 @@ pub fn masks_from_keep(groups: &[UnitGroup], keep: &[Vec<f32>], dims: &[[usize; 
     masks
 }
 
+/// [`masks_from_keep`] for `model`'s own groups, shapes and device.
+pub fn keep_masks(model: &dyn PrunableModel, keep: &[Vec<f32>]) -> Vec<Tensor<2>> {
+    let dims: Vec<[usize; 2]> = model.prunable_layers().iter().map(|(_, l)| l.dims()).collect();
+    let device = model.prunable_layers()[0].1.weight.val().device();
+    masks_from_keep(&model.unit_groups(), keep, &dims, &device)
+}
+
 /// Indices of the `k` lowest scores (ties: lowest index first).
 pub fn lowest(scores: &[f32], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
@@ -153,12 +160,7 @@ pub fn scale_units(model: &mut dyn PrunableModel, factors: &[Vec<f32>]) {
             let factor = expand(&unit, member.width, member.axis, layer.dims());
             layer.weight = layer.weight.clone().map(|w| {
                 let grad = w.is_require_grad();
-                let w = (w * factor).detach();
-                if grad {
-                    w.require_grad()
-                } else {
-                    w
-                }
+                (w * factor).detach().set_require_grad(grad)
             });
         }
     }
@@ -211,9 +213,7 @@ impl UnitRemoval {
 
     /// Sets the masks that keep, in group `g`, the units where `keep[g][u]` is 1.
     pub fn decide(&mut self, model: &dyn PrunableModel, keep: &[Vec<f32>]) {
-        let dims: Vec<[usize; 2]> = model.prunable_layers().iter().map(|(_, l)| l.dims()).collect();
-        let device = model.prunable_layers()[0].1.weight.val().device();
-        self.masks = Some(masks_from_keep(&model.unit_groups(), keep, &dims, &device));
+        self.masks = Some(keep_masks(model, keep));
     }
 
     /// From the pruning step on, the masks decided.

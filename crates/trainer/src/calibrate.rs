@@ -55,11 +55,11 @@ fn probe_seed(c: usize) -> u64 {
 }
 
 fn rows(t: Tensor<2>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
+    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 after convert")
 }
 
 fn ints(t: Tensor<1, Int>) -> Vec<usize> {
-    t.into_data().convert::<i64>().try_into_vec::<i64>().unwrap_or_default().into_iter().map(|v| v as usize).collect()
+    t.into_data().convert::<i64>().try_into_vec::<i64>().expect("i64 after convert").into_iter().map(|v| v as usize).collect()
 }
 
 impl<T: Task> LossProbe for TaskProbe<'_, T> {

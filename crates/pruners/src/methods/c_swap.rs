@@ -105,10 +105,14 @@ impl CSwap {
     /// Scores every unit not yet removed: its drops on the examples `keep` of `base`.
     fn score(probe: &mut dyn crate::calibration::LossProbe, counts: &[usize], removed: &[(usize, usize)], base: &ProbeOutputs, keep: &[usize]) -> Vec<UnitEffect> {
         let p0 = base.true_class_probs();
+        let mut gone: Vec<Vec<bool>> = counts.iter().map(|&n| vec![false; n]).collect();
+        for &(g, u) in removed {
+            gone[g][u] = true;
+        }
         let mut out = Vec::new();
         for (g, &n) in counts.iter().enumerate() {
             for u in 0..n {
-                if removed.contains(&(g, u)) {
+                if gone[g][u] {
                     continue;
                 }
                 let mut without = removed.to_vec();

@@ -28,7 +28,8 @@
 
 use crate::calibration::{LossCalibration, LossRequest};
 use crate::progressive::Rounds;
-use crate::units::{masks_from_keep, scale_units, unit_scores, unit_sq_norms};
+use crate::gates::host;
+use crate::units::{keep_masks, scale_units, unit_scores, unit_sq_norms};
 use crate::Pruner;
 use burn::tensor::Tensor;
 use models::PrunableModel;
@@ -145,9 +146,7 @@ impl Decay {
             .iter()
             .map(|g| g.iter().map(|s| if *s == UnitState::Removed || (all_targets && matches!(s, UnitState::Decaying { .. })) { 0.0 } else { 1.0 }).collect())
             .collect();
-        let dims: Vec<[usize; 2]> = model.prunable_layers().iter().map(|(_, l)| l.dims()).collect();
-        let device = model.prunable_layers()[0].1.weight.val().device();
-        masks_from_keep(&model.unit_groups(), &keep, &dims, &device)
+        keep_masks(model, &keep)
     }
 }
 
@@ -203,7 +202,6 @@ impl Pruner for Decay {
         }
         let norms = unit_sq_norms(model);
         let groups = model.unit_groups();
-        let host = |t: Tensor<1>| t.to_data().convert::<f32>().try_to_vec::<f32>().expect("f32 unit sums");
         let cur: Vec<Tensor<2>> = model.prunable_layers().iter().map(|(_, l)| l.weight.val().detach().inner()).collect();
         // ⟨x*, x⟩ / ‖x‖² per unit, x the weights the last rescale left.
         let rates: Option<Vec<Vec<f32>>> = self.prev.as_ref().map(|prev| {

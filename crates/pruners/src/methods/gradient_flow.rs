@@ -17,7 +17,7 @@
 
 use crate::calibration::{hessian_vector_product, LossCalibration, LossRequest};
 use crate::progressive::Rounds;
-use crate::units::{masks_from_keep, unit_scores};
+use crate::units::{keep_masks, unit_scores};
 use crate::Pruner;
 use burn::tensor::Tensor;
 use models::PrunableModel;
@@ -33,6 +33,9 @@ pub struct GradientFlow {
     pub selected: Vec<Vec<Option<usize>>>,
     /// The step of the last `loss_request` (the loop calls `calibrate_loss` right after it).
     pending_round: std::cell::Cell<usize>,
+    /// The unit values and the masks built from them last (most steps change nothing: the
+    /// masks are rebuilt only while some unit is between 1 and 0 or after a selection).
+    cache: Option<(Vec<Vec<f32>>, Vec<Tensor<2>>)>,
 }
 
 /// The GraSP score of every weight: `−θ ⊙ Hg`.
@@ -42,7 +45,7 @@ pub fn weight_scores(theta: &[Tensor<2>], hg: &[Tensor<2>]) -> Vec<Tensor<2>> {
 
 impl GradientFlow {
     pub fn new(rounds: Rounds, decay_steps: usize, calibration_samples: usize) -> Self {
-        Self { rounds, decay_steps: decay_steps.max(1), calibration_samples, selected: Vec::new(), pending_round: std::cell::Cell::new(0) }
+        Self { rounds, decay_steps: decay_steps.max(1), calibration_samples, selected: Vec::new(), pending_round: std::cell::Cell::new(0), cache: None }
     }
 
     /// A unit's mask at `step`: 1 before its selection, then linearly to 0 over `decay_steps`.
@@ -62,11 +65,12 @@ impl GradientFlow {
         targets.iter().enumerate().any(|(g, &t)| t > self.selected.get(g).map_or(0, |s| s.iter().filter(|x| x.is_some()).count()))
     }
 
-    fn set(&self, model: &mut dyn PrunableModel, keep: Vec<Vec<f32>>) {
-        let groups = model.unit_groups();
-        let dims: Vec<[usize; 2]> = model.prunable_layers().iter().map(|(_, l)| l.dims()).collect();
-        let device = model.prunable_layers()[0].1.weight.val().device();
-        crate::mask::set_masks(model, &masks_from_keep(&groups, &keep, &dims, &device));
+    fn set(&mut self, model: &mut dyn PrunableModel, keep: Vec<Vec<f32>>) {
+        if self.cache.as_ref().is_none_or(|(k, _)| *k != keep) {
+            self.cache = Some((keep.clone(), keep_masks(model, &keep)));
+        }
+        let (_, masks) = self.cache.as_ref().expect("just set");
+        crate::mask::set_masks(model, masks);
     }
 }
 

@@ -39,9 +39,14 @@ pub fn moments(rows: &[f32], dim: usize) -> (Vec<f64>, Vec<f64>) {
 
 /// `‖μ − μ'‖₂ + ‖σ − σ'‖₂` between two sets of representations of the same examples.
 pub fn score(orig: &[f32], modified: &[f32], dim: usize) -> f64 {
-    let ((m0, s0), (m1, s1)) = (moments(orig, dim), moments(modified, dim));
+    score_against(&moments(orig, dim), modified, dim)
+}
+
+/// [`score`] with the first set's moments already computed.
+pub fn score_against((m0, s0): &(Vec<f64>, Vec<f64>), modified: &[f32], dim: usize) -> f64 {
+    let (m1, s1) = moments(modified, dim);
     let l2 = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
-    l2(&m0, &m1) + l2(&s0, &s1)
+    l2(m0, &m1) + l2(s0, &s1)
 }
 
 pub struct LdPruner {
@@ -69,10 +74,11 @@ impl Pruner for LdPruner {
         let groups = model.unit_groups();
         assert!(!groups.is_empty(), "ld_pruner: the model declares no units (filters, heads, neurons)");
         let base = data.probe.outputs_without(&[]);
+        let base_moments = moments(&base.features, base.dim);
         self.scores = groups
             .iter()
             .enumerate()
-            .map(|(g, group)| (0..group.count).map(|u| score(&base.features, &data.probe.outputs_without(&[(g, u)]).features, base.dim)).collect())
+            .map(|(g, group)| (0..group.count).map(|u| score_against(&base_moments, &data.probe.outputs_without(&[(g, u)]).features, base.dim)).collect())
             .collect();
         let removals = removal_counts(&groups, self.removal.density);
         let keep: Vec<Vec<f32>> = groups
