@@ -101,8 +101,31 @@ impl PrunableLinear {
     /// - output: `[..., d_out]`
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
         let weight = self.effective_weight().transpose(); // [d_in, d_out]
-        linear(input, weight, self.effective_bias())
+        linear_rows(input, weight, self.effective_bias())
     }
+}
+
+/// `burn::tensor::module::linear` (`x · W + b`, `weight: [d_in, d_out]`) with the leading
+/// dimensions folded into the rows first: `[..., d_in]` → `[rows, d_in]`, one matrix product,
+/// then back.
+///
+/// burn 0.22's autodiff runs `linear` as a broadcast batched matmul when the rows of each
+/// batch are a multiple of its row tile (`[32, 128, d_in] · [1, d_in, d_out]`), and the
+/// backward of that broadcast computes the weight's gradient as one `[d_in, d_out]` product per
+/// batch entry, materialised as `[32, d_in, d_out]` and summed: 32 small products, a 75 MB
+/// buffer and a reduction instead of one `[d_in, rows] · [rows, d_out]` product (issue 22,
+/// `perf` of a linear layer's forward + backward; `bench/profile_cpu_minilm_*.json`).
+pub fn linear_rows<const D: usize>(input: Tensor<D>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<D> {
+    if D <= 2 {
+        return linear(input, weight, bias);
+    }
+    let dims = input.dims();
+    let d_in = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let out = linear(input.reshape([rows, d_in]), weight, bias);
+    let mut out_dims = dims;
+    out_dims[D - 1] = out.dims()[1];
+    out.reshape(out_dims)
 }
 
 /// A model that exposes its prunable matrices to a pruner, by stable names

@@ -116,6 +116,34 @@ pub fn quiet_wayland() {
     });
 }
 
+/// Keeps freed memory in the process instead of handing it back to the kernel (glibc only).
+///
+/// A training step allocates and frees tensors of 6–25 MB hundreds of times. glibc serves
+/// blocks above its mmap threshold with a fresh `mmap` and `munmap`s them on free, and trims
+/// the heap top on free, so every such tensor page-faults its memory in again: `trainer bench
+/// --ops` spent 2.1 s of ~8 s CPU in the kernel (`time`'s sys), against 0.34 s with both limits
+/// raised (issue 22, `bench/alloc_cpu_minilm.json`). The cost: the process keeps its peak
+/// memory until it exits. `PRUNEKIT_KEEP_FREED_MEMORY=0` restores glibc's defaults; other
+/// C libraries are left alone. Call it before any other thread starts.
+pub fn keep_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        if std::env::var("PRUNEKIT_KEEP_FREED_MEMORY").is_ok_and(|v| v == "0") {
+            return false;
+        }
+        // SAFETY: mallopt only changes allocator parameters; called before other threads run.
+        unsafe {
+            let mmap = libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+            let trim = libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+            mmap == 1 && trim == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 fn cpu_name(backend: &str) -> String {
     // rayon (flex's thread pool) honours RAYON_NUM_THREADS; say what it will use.
     let threads = std::env::var("RAYON_NUM_THREADS")

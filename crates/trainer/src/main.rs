@@ -72,11 +72,13 @@ fn main() -> ExitCode {
     // Before any thread starts: a headless machine's Vulkan loader would otherwise print six
     // "XDG_RUNTIME_DIR is invalid or not set" lines (see device::quiet_wayland).
     trainer::device::quiet_wayland();
+    let kept = trainer::device::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    tracing::debug!("keep freed memory in the process (glibc mallopt): {kept}");
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Run(args)) => run(args),
