@@ -1,4 +1,5 @@
-//! Softmax (last dim) and exact GELU as single operations with their own backward, on the CPU.
+//! Softmax (last dim), exact GELU and LayerNorm's normalisation as single operations with their
+//! own backward, on the CPU.
 //!
 //! Why: the profile of a MiniLM training step on flex (`bench/profile_cpu_minilm_*.json`, issue
 //! 22) put softmax's backward at 10x PyTorch's time and GELU's at 12x. burn 0.22's autodiff has
@@ -53,6 +54,17 @@ pub trait FusedOps: Backend {
         let pdf = Self::float_mul_scalar(Self::float_exp(Self::float_mul_scalar(x2, (-0.5).into())), INV_SQRT_2PI.into());
         Self::float_mul(grad, Self::float_add(cdf, Self::float_mul(x, pdf)))
     }
+    /// LayerNorm without its affine part, over the last dimension: `x̂ = (x − μ) / √(σ² + ε)`
+    /// with the biased variance σ² (as `torch.nn.LayerNorm`).
+    fn layer_norm_last(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+        let (xhat, _) = normalize_composite::<Self>(x, eps);
+        xhat
+    }
+    /// `(g − mean(g) − x̂ · mean(g ⊙ x̂)) / √(σ² + ε)`, the gradient of [`Self::layer_norm_last`]
+    /// given its input `x` (x̂ and σ are recomputed from it).
+    fn layer_norm_last_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+        layer_norm_backward_composite::<Self>(x, grad, eps)
+    }
 }
 
 impl FusedOps for NdArray {}
@@ -96,6 +108,74 @@ impl FusedOps for Flex {
         });
         from_vec(out, shape)
     }
+    fn layer_norm_last(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+        let Some((xs, shape)) = f32_view(&x) else {
+            return normalize_composite::<Flex>(x, eps).0;
+        };
+        let row = *shape.last().unwrap_or(&1);
+        let mut out = vec![0f32; xs.len()];
+        par_rows(&mut out, row, |start, o| {
+            let xs = &xs[start..start + o.len()];
+            for (o, x) in o.chunks_mut(row).zip(xs.chunks(row)) {
+                let (mean, rstd) = row_moments(x, eps);
+                for (o, x) in o.iter_mut().zip(x) {
+                    *o = (x - mean) * rstd;
+                }
+            }
+        });
+        from_vec(out, shape)
+    }
+    fn layer_norm_last_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+        let Some((xs, gs, shape)) = f32_pair(&x, &grad) else {
+            return layer_norm_backward_composite::<Flex>(x, grad, eps);
+        };
+        let row = *shape.last().unwrap_or(&1);
+        let mut out = vec![0f32; xs.len()];
+        par_rows(&mut out, row, |start, o| {
+            let (xs, gs) = (&xs[start..start + o.len()], &gs[start..start + o.len()]);
+            for ((o, x), g) in o.chunks_mut(row).zip(xs.chunks(row)).zip(gs.chunks(row)) {
+                let (mean, rstd) = row_moments(x, eps);
+                let (mut s1, mut s2) = (0f32, 0f32);
+                for (x, g) in x.iter().zip(g) {
+                    s1 += g;
+                    s2 += g * (x - mean) * rstd;
+                }
+                let (m1, m2) = (s1 / row as f32, s2 / row as f32);
+                for ((o, x), g) in o.iter_mut().zip(x).zip(g) {
+                    *o = rstd * (g - m1 - (x - mean) * rstd * m2);
+                }
+            }
+        });
+        from_vec(out, shape)
+    }
+}
+
+/// Mean and `1/√(σ² + ε)` of one row (two passes: the biased variance about the mean).
+fn row_moments(x: &[f32], eps: f64) -> (f32, f32) {
+    let n = x.len().max(1) as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps as f32).sqrt())
+}
+
+/// `(x̂, 1/√(σ² + ε))` over the last dimension, composed of backend ops.
+fn normalize_composite<B: Backend>(x: FloatTensor<B>, eps: f64) -> (FloatTensor<B>, FloatTensor<B>) {
+    let last = x.shape().num_dims() - 1;
+    let mean = B::float_mean_dim(x.clone(), last);
+    let centred = B::float_sub(x, mean);
+    let var = B::float_mean_dim(B::float_mul(centred.clone(), centred.clone()), last);
+    let rstd = B::float_recip(B::float_sqrt(B::float_add_scalar(var, eps.into())));
+    (B::float_mul(centred, rstd.clone()), rstd)
+}
+
+/// The gradient of the normalisation, `(g − mean(g) − x̂ · mean(g ⊙ x̂)) / √(σ² + ε)`, composed of
+/// backend ops.
+fn layer_norm_backward_composite<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>, eps: f64) -> FloatTensor<B> {
+    let last = x.shape().num_dims() - 1;
+    let (xhat, rstd) = normalize_composite::<B>(x, eps);
+    let m1 = B::float_mean_dim(grad.clone(), last);
+    let m2 = B::float_mean_dim(B::float_mul(grad.clone(), xhat.clone()), last);
+    B::float_mul(B::float_sub(B::float_sub(grad, m1), B::float_mul(xhat, m2)), rstd)
 }
 
 /// `Φ(x) = ½(1 + erf(x/√2))`, composed of backend ops.
@@ -182,11 +262,34 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::gelu_exact(x.primitive().clone())),
         }
     }
+    fn layer_norm_last(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct LayerNormLast {
+            eps: f64,
+        }
+        impl<B: Backend + FusedOps> Backward<B, 1> for LayerNormLast {
+            type State = FloatTensor<B>;
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let (x, eps) = (ops.state, self.eps);
+                unary::<B, _>(ops.parents, ops.node, grads, |g| B::layer_norm_last_backward(x, g, eps));
+            }
+        }
+        match (LayerNormLast { eps }).prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let input = x.primitive().clone();
+                prep.finish(input.clone(), B::layer_norm_last(input, eps))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_norm_last(x.primitive().clone(), eps)),
+        }
+    }
     fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         softmax_backward_composite::<Self>(y, grad)
     }
     fn gelu_exact_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         <Self as ActivationOps<Self>>::gelu_backward(x, grad)
+    }
+    fn layer_norm_last_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+        layer_norm_backward_composite::<Self>(x, grad, eps)
     }
 }
 
@@ -204,6 +307,14 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     } else {
         burn::tensor::activation::softmax(x, D - 1)
     }
+}
+
+/// LayerNorm's normalisation over the last dimension, `(x − μ) / √(σ² + ε)` (biased σ², no
+/// affine part): one autodiff node on flex/ndarray (backward `(g − ḡ − x̂·mean(g ⊙ x̂)) / σ`), `None`
+/// elsewhere (the caller composes it from burn's ops). The composite form took 12.0 ms forward +
+/// backward per 32 × 128 × 384 call on flex against PyTorch's 2.0 (`bench/profile_cpu_minilm_fused.json`).
+pub fn layer_norm_last<const D: usize>(x: Tensor<D>, eps: f64) -> Option<Tensor<D>> {
+    has_fused(&x.device()).then(|| Tensor::from_dispatch(<Dispatch as FusedOps>::layer_norm_last(x.into_dispatch(), eps)))
 }
 
 /// Exact GELU, `x Φ(x)`, with its exact derivative on every backend: one autodiff node on

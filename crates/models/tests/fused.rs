@@ -145,3 +145,73 @@ fn vectorised_exp_and_erf_track_std() {
     assert!((simd::erf(0.5) as f64 - 0.520_499_877_813_046_5).abs() < 4e-7);
     assert!((simd::erf(-1.5) as f64 + 0.966_105_146_475_310_7).abs() < 4e-7);
 }
+
+/// LayerNorm rows `(x − μ)/√(σ² + ε)·γ + β` and the gradients of `Σ w ⊙ LN(x)` with respect to x,
+/// γ and β, in f64.
+#[allow(clippy::type_complexity)]
+fn layer_norm_reference(x: &[f32], w: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let row = gamma.len();
+    let (mut y, mut gx) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+    let (mut gg, mut gb) = (vec![0.0; row], vec![0.0; row]);
+    for r in 0..x.len() / row {
+        let s = r * row..(r + 1) * row;
+        let n = row as f64;
+        let mean = s.clone().map(|i| x[i] as f64).sum::<f64>() / n;
+        let var = s.clone().map(|i| (x[i] as f64 - mean).powi(2)).sum::<f64>() / n;
+        let rstd = 1.0 / (var + eps).sqrt();
+        let xhat: Vec<f64> = s.clone().map(|i| (x[i] as f64 - mean) * rstd).collect();
+        // dL/dx̂ = w ⊙ γ
+        let dxhat: Vec<f64> = s.clone().enumerate().map(|(j, i)| w[i] as f64 * gamma[j] as f64).collect();
+        let m1 = dxhat.iter().sum::<f64>() / n;
+        let m2 = dxhat.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>() / n;
+        for (j, i) in s.enumerate() {
+            y[i] = xhat[j] * gamma[j] as f64 + beta[j] as f64;
+            gx[i] = rstd * (dxhat[j] - m1 - xhat[j] * m2);
+            gg[j] += w[i] as f64 * xhat[j];
+            gb[j] += w[i] as f64;
+        }
+    }
+    (y, gx, gg, gb)
+}
+
+#[test]
+fn layer_norm_training_form_matches_the_formula_forward_and_backward() {
+    use burn::module::Param;
+    let (rows, row, eps) = (4 * 3, 29, 1e-12);
+    // Rows with an offset much larger than their spread, as residual streams have.
+    let x: Vec<f32> = wave(rows * row, 2.0, 0.4).iter().enumerate().map(|(i, v)| v + 30.0 * ((i / row) as f32 - 5.0)).collect();
+    let w = wave(rows * row, 1.0, 2.1);
+    let (gamma, beta) = (wave(row, 0.5, 0.3).iter().map(|v| 1.0 + v).collect::<Vec<f32>>(), wave(row, 0.2, 0.9));
+    let (y_ref, gx_ref, gg_ref, gb_ref) = layer_norm_reference(&x, &w, &gamma, &beta, eps);
+    for (name, device) in devices() {
+        let ad = device.clone().autodiff();
+        let mut ln = models::layers::LayerNorm::new(row, eps, &ad);
+        ln.weight = Param::from_tensor(Tensor::<1>::from_data(TensorData::new(gamma.clone(), [row]), &ad));
+        ln.bias = Param::from_tensor(Tensor::<1>::from_data(TensorData::new(beta.clone(), [row]), &ad));
+        let xt = Tensor::<3>::from_data(TensorData::new(x.clone(), [4, 3, row]), &ad).require_grad();
+        let wt = Tensor::<3>::from_data(TensorData::new(w.clone(), [4, 3, row]), &ad);
+        let y = ln.forward(xt.clone());
+        assert!(max_abs(&to_vec(y.clone()), &y_ref) < 5e-5, "{name}: value off by {:.2e}", max_abs(&to_vec(y.clone()), &y_ref));
+        let grads = (y * wt).sum().backward();
+        let gx = to_vec(xt.grad(&grads).unwrap());
+        let gg = to_vec(ln.weight.grad(&grads).unwrap());
+        let gb = to_vec(ln.bias.grad(&grads).unwrap());
+        assert!(max_abs(&gx, &gx_ref) < 2e-5, "{name}: dx off by {:.2e}", max_abs(&gx, &gx_ref));
+        assert!(max_abs(&gg, &gg_ref) < 1e-4, "{name}: dγ off by {:.2e}", max_abs(&gg, &gg_ref));
+        assert!(max_abs(&gb, &gb_ref) < 1e-5, "{name}: dβ off by {:.2e}", max_abs(&gb, &gb_ref));
+        // The inference form (burn's kernel) gives the same values.
+        let inf = models::layers::LayerNorm { weight: Param::from_tensor(Tensor::<1>::from_data(TensorData::new(gamma.clone(), [row]), &device)), bias: Param::from_tensor(Tensor::<1>::from_data(TensorData::new(beta.clone(), [row]), &device)), eps };
+        let yi = to_vec(inf.forward(Tensor::<3>::from_data(TensorData::new(x.clone(), [4, 3, row]), &device)));
+        assert!(max_abs(&yi, &y_ref) < 5e-5, "{name}: inference value");
+    }
+    // The fused node is used on these devices, and the sum of each row of dx is 0 (the
+    // normalisation is invariant to a shift of its input).
+    let ad = Device::flex().autodiff();
+    let xt = Tensor::<2>::from_data(TensorData::new(x[..2 * row].to_vec(), [2, row]), &ad).require_grad();
+    let y = fused::layer_norm_last(xt.clone(), eps).expect("flex has the fused LayerNorm");
+    let wt = Tensor::<2>::from_data(TensorData::new(w[..2 * row].to_vec(), [2, row]), &ad);
+    let g = to_vec(xt.grad(&(y * wt).sum().backward()).unwrap());
+    for r in g.chunks(row) {
+        assert!(r.iter().map(|v| *v as f64).sum::<f64>().abs() < 1e-5);
+    }
+}

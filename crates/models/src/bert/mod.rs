@@ -86,8 +86,9 @@ impl BertSelfAttention {
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x.clone()));
         let context = if x.device().is_autodiff() {
-            // Training: explicit, so that dropout acts on the attention probabilities.
-            let scores = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt() + mask_bias; // [b, h, seq, seq]
+            // Training: explicit, so that dropout acts on the attention probabilities. The
+            // 1/√d scale goes on q ([b, h, seq, d]), not on the 4x larger scores, forward and back.
+            let scores = (q / (d as f64).sqrt()).matmul(k.swap_dims(2, 3)) + mask_bias; // [b, h, seq, seq]
             let probs = self.dropout.forward(crate::fused::softmax_last(scores));
             probs.matmul(v)
         } else {
