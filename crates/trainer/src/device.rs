@@ -122,9 +122,10 @@ pub fn quiet_wayland() {
 /// blocks above its mmap threshold with a fresh `mmap` and `munmap`s them on free, and trims
 /// the heap top on free, so every such tensor page-faults its memory in again: `trainer bench
 /// --ops` spent 2.1 s of ~8 s CPU in the kernel (`time`'s sys), against 0.34 s with both limits
-/// raised (issue 22, `bench/alloc_cpu_minilm.json`). The cost: the process keeps its peak
-/// memory until it exits. `PRUNEKIT_KEEP_FREED_MEMORY=0` restores glibc's defaults; other
-/// C libraries are left alone. Call it before any other thread starts.
+/// raised (issue 22; a whole training step: `scripts/bench_alloc.sh` →
+/// `bench/alloc_cpu_minilm.json`). The cost: the process keeps its peak memory until it exits.
+/// `PRUNEKIT_KEEP_FREED_MEMORY=0` restores glibc's defaults; other C libraries are left alone.
+/// Call it before any other thread starts.
 pub fn keep_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
