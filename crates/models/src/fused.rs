@@ -54,6 +54,10 @@ pub trait FusedOps: Backend {
         let pdf = Self::float_mul_scalar(Self::float_exp(Self::float_mul_scalar(x2, (-0.5).into())), INV_SQRT_2PI.into());
         Self::float_mul(grad, Self::float_add(cdf, Self::float_mul(x, pdf)))
     }
+    /// `Σ x²` over every element, shape `[1]` (a gradient's squared norm).
+    fn sum_squares(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        sum_squares_composite::<Self>(x)
+    }
     /// LayerNorm without its affine part, over the last dimension: `x̂ = (x − μ) / √(σ² + ε)`
     /// with the biased variance σ² (as `torch.nn.LayerNorm`).
     fn layer_norm_last(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
@@ -108,6 +112,15 @@ impl FusedOps for Flex {
         });
         from_vec(out, shape)
     }
+    fn sum_squares(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        use rayon::prelude::*;
+        let Some((xs, _)) = f32_view(&x) else {
+            return sum_squares_composite::<Flex>(x);
+        };
+        // One pass, no temporary; f64 partial sums per chunk.
+        let total: f64 = xs.par_chunks(16_384).map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()).sum();
+        from_vec(vec![total as f32], burn::tensor::Shape::new([1]))
+    }
     fn layer_norm_last(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
         let Some((xs, shape)) = f32_view(&x) else {
             return normalize_composite::<Flex>(x, eps).0;
@@ -148,6 +161,10 @@ impl FusedOps for Flex {
         });
         from_vec(out, shape)
     }
+}
+
+fn sum_squares_composite<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    B::float_sum(B::float_mul(x.clone(), x))
 }
 
 /// Mean and `1/√(σ² + ε)` of one row (two passes: the biased variance about the mean).
@@ -306,6 +323,16 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         Tensor::from_dispatch(<Dispatch as FusedOps>::softmax_last(x.into_dispatch()))
     } else {
         burn::tensor::activation::softmax(x, D - 1)
+    }
+}
+
+/// `Σ x²` over all elements as a `[1]` tensor: one pass without a temporary on flex (f64 partial
+/// sums), `x.square().sum()` elsewhere. For gradient norms (`trainer::optim`).
+pub fn sum_squares<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+    if has_fused(&x.device()) && !x.device().is_autodiff() {
+        Tensor::from_dispatch(<Dispatch as FusedOps>::sum_squares(x.into_dispatch()))
+    } else {
+        x.square().sum()
     }
 }
 

@@ -215,3 +215,23 @@ fn layer_norm_training_form_matches_the_formula_forward_and_backward() {
         assert!(r.iter().map(|v| *v as f64).sum::<f64>().abs() < 1e-5);
     }
 }
+
+#[test]
+fn sum_squares_is_the_squared_norm_on_every_layout() {
+    let x = wave(3 * 50_007, 3.0, 0.1);
+    let reference: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    for (name, device) in devices() {
+        let t = Tensor::<2>::from_data(TensorData::new(x.clone(), [3, 50_007]), &device);
+        let got = fused::sum_squares(t.clone()).into_scalar::<f32>() as f64;
+        assert!((got - reference).abs() < 1e-5 * reference, "{name}: {got} vs {reference}");
+        // A transposed view gives the same sum.
+        let got_t = fused::sum_squares(t.clone().transpose()).into_scalar::<f32>() as f64;
+        assert!((got_t - reference).abs() < 1e-5 * reference, "{name}: transposed {got_t}");
+        // A NaN or an infinity shows.
+        let mut bad = x.clone();
+        bad[123] = f32::NAN;
+        assert!(fused::sum_squares(Tensor::<1>::from_data(TensorData::new(bad.clone(), [bad.len()]), &device)).into_scalar::<f32>().is_nan(), "{name}: NaN");
+        bad[123] = f32::INFINITY;
+        assert!(fused::sum_squares(Tensor::<1>::from_data(TensorData::new(bad.clone(), [bad.len()]), &device)).into_scalar::<f32>().is_infinite(), "{name}: Inf");
+    }
+}

@@ -94,9 +94,83 @@ pub fn named_param_ids<M: Module>(model: &M) -> Vec<(String, burn::module::Param
     v.ids
 }
 
-/// The ids of `model`'s float parameters whose path contains none of `exclude`.
-fn param_ids_except<M: Module>(model: &M, exclude: &[String]) -> Vec<(burn::module::ParamId, usize)> {
-    named_param_ids(model).into_iter().filter(|(path, _, _)| !exclude.iter().any(|e| path.contains(e.as_str()))).map(|(_, id, d)| (id, d)).collect()
+
+/// The squared norm of every parameter's gradient, from one pass over each gradient and one host
+/// copy: enough to tell whether all gradients are finite and to clip by the global norm.
+pub struct GradNorms {
+    /// (parameter id, rank, whether it counts in the clipped norm, ‖g‖²).
+    entries: Vec<(burn::module::ParamId, usize, bool, f64)>,
+}
+
+impl GradNorms {
+    /// `exclude`: path fragments of the parameters left out of the clipped norm (they are still
+    /// checked for finiteness).
+    pub fn of<M: Module>(model: &M, grads: &GradientsParams, exclude: &[String]) -> Self {
+        fn squared<const D: usize>(grads: &GradientsParams, id: burn::module::ParamId) -> Option<Tensor<1>> {
+            grads.get::<D>(id).map(models::fused::sum_squares)
+        }
+        let params = named_param_ids(model);
+        let mut kept = Vec::new();
+        let mut parts = Vec::new();
+        for (name, id, d) in params {
+            let part = match d {
+                1 => squared::<1>(grads, id),
+                2 => squared::<2>(grads, id),
+                3 => squared::<3>(grads, id),
+                4 => squared::<4>(grads, id),
+                _ => None,
+            };
+            if let Some(p) = part {
+                kept.push((id, d, !exclude.iter().any(|e| name.contains(e.as_str()))));
+                parts.push(p);
+            }
+        }
+        if parts.is_empty() {
+            return Self { entries: Vec::new() };
+        }
+        let values: Vec<f32> = Tensor::cat(parts, 0).into_data().convert::<f32>().try_to_vec().unwrap_or_default();
+        Self { entries: kept.into_iter().zip(values).map(|((id, d, c), v)| (id, d, c, v as f64)).collect() }
+    }
+
+    /// Every squared norm is finite. A NaN or an infinity in a gradient makes its squared norm
+    /// NaN or infinite; so can an overflow of Σg² (|g| ≳ 1e19), which callers confirm
+    /// element-wise before reporting.
+    pub fn all_finite(&self) -> bool {
+        self.entries.iter().all(|e| e.3.is_finite())
+    }
+
+    /// √(Σ‖g‖²) over the parameters that count.
+    pub fn norm(&self) -> f64 {
+        self.entries.iter().filter(|e| e.2).map(|e| e.3).sum::<f64>().sqrt()
+    }
+
+    /// `torch.nn.utils.clip_grad_norm_(params, max_norm)` over the parameters that count: each of
+    /// their gradients is multiplied by `max_norm / (N + 1e-6)` when that is below 1. Returns N
+    /// (the norm before clipping).
+    pub fn clip(&self, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+        fn scale<const D: usize>(grads: &mut GradientsParams, id: burn::module::ParamId, coef: f32) {
+            if let Some(g) = grads.remove::<D>(id) {
+                grads.register(id, g.mul_scalar(coef));
+            }
+        }
+        let norm = self.norm();
+        let coef = max_norm / (norm + 1e-6);
+        if coef < 1.0 {
+            for &(id, d, counts, _) in &self.entries {
+                if !counts {
+                    continue;
+                }
+                match d {
+                    1 => scale::<1>(grads, id, coef as f32),
+                    2 => scale::<2>(grads, id, coef as f32),
+                    3 => scale::<3>(grads, id, coef as f32),
+                    4 => scale::<4>(grads, id, coef as f32),
+                    _ => {}
+                }
+            }
+        }
+        norm
+    }
 }
 
 /// Clips the gradients of `model`'s parameters together, as
@@ -105,42 +179,7 @@ fn param_ids_except<M: Module>(model: &M, exclude: &[String]) -> Vec<(burn::modu
 /// `max_norm / (N + 1e-6)` when that is below 1; the excluded ones are left as they are. Returns
 /// N (the norm before clipping). One host read per call.
 pub fn clip_grad_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f64, exclude: &[String]) -> f64 {
-    fn squared<const D: usize>(grads: &GradientsParams, id: burn::module::ParamId) -> Option<Tensor<1>> {
-        grads.get::<D>(id).map(|g| g.square().sum())
-    }
-    fn scale<const D: usize>(grads: &mut GradientsParams, id: burn::module::ParamId, coef: f32) {
-        if let Some(g) = grads.remove::<D>(id) {
-            grads.register(id, g.mul_scalar(coef));
-        }
-    }
-    let ids = param_ids_except(model, exclude);
-    let parts: Vec<Tensor<1>> = ids
-        .iter()
-        .filter_map(|&(id, d)| match d {
-            1 => squared::<1>(grads, id),
-            2 => squared::<2>(grads, id),
-            3 => squared::<3>(grads, id),
-            4 => squared::<4>(grads, id),
-            _ => None,
-        })
-        .collect();
-    if parts.is_empty() {
-        return 0.0;
-    }
-    let norm = (Tensor::cat(parts, 0).sum().into_scalar::<f32>() as f64).sqrt();
-    let coef = max_norm / (norm + 1e-6);
-    if coef < 1.0 {
-        for &(id, d) in &ids {
-            match d {
-                1 => scale::<1>(grads, id, coef as f32),
-                2 => scale::<2>(grads, id, coef as f32),
-                3 => scale::<3>(grads, id, coef as f32),
-                4 => scale::<4>(grads, id, coef as f32),
-                _ => {}
-            }
-        }
-    }
-    norm
+    GradNorms::of(model, grads, exclude).clip(grads, max_norm)
 }
 
 pub fn lr_schedule(peak: f64, warmup: usize, total: usize, groups: &[ParamGroupSpec]) -> ModuleLrScheduler {

@@ -516,7 +516,11 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
             loss = loss + (w.clone() - w.detach()).abs().sqrt().sum();
         }
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        let bad = non_finite_gradients(&model, &grads);
+        // One pass over every gradient (its squared norm) serves the finiteness check and the
+        // global clipping; only when a norm is not finite are the gradients checked element-wise
+        // (an overflow of Σg² alone is not a NaN/Inf gradient).
+        let norms = optim::GradNorms::of(&model, &grads, &unclipped);
+        let bad = if norms.all_finite() { Vec::new() } else { non_finite_gradients(&model, &grads) };
         if !bad.is_empty() {
             bar.finish_and_clear();
             log.write(&serde_json::json!({"step": step, "error": "non-finite gradient", "parameters": bad}));
@@ -528,7 +532,7 @@ fn run_task<T: Task>(run: &Run, task: &T, model: T::Model, device: &Device) -> R
             ));
         }
         if t.grad_clipping == GradClipping::Global {
-            let norm = optim::clip_grad_norm(&model, &mut grads, t.max_grad_norm, &unclipped);
+            let norm = norms.clip(&mut grads, t.max_grad_norm);
             grad_norm_acc = grad_norm_acc.max(norm);
         }
         pruner.adjust_gradients(&model, &mut grads);
