@@ -3,7 +3,8 @@
 # changes: a MiniLM training step (batch 32 x 128, random weights) and the per-op bench, each with
 # the default (kept) and with PRUNEKIT_KEEP_FREED_MEMORY=0 (glibc's defaults), alternating, REPS
 # times each. Records samples/s, user and system CPU seconds, page faults and peak RSS.
-# Writes bench/alloc_cpu_minilm.json.     [THREADS=2] [REPS=2] scripts/bench_alloc.sh
+# Writes bench/alloc_cpu_minilm.json.     [THREADS=2] [REPS=2] [NOTE="..."] scripts/bench_alloc.sh
+# Page faults and system time do not depend on other load; samples/s does (say so in NOTE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/prunekit/target}
@@ -17,7 +18,7 @@ for r in $(seq "$reps"); do
       -o "$tmp/time_step_${keep}_$r.json" "$bin" bench --device flex --batch-size 32 --seq-len 128 --warmup 1 --steps 3 --out "$tmp/step_${keep}_$r.json" >/dev/null 2>&1
   done
 done
-python3 - "$tmp" "$reps" "$threads" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
+NOTE=${NOTE:-} python3 - "$tmp" "$reps" "$threads" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
 import json, sys, os, platform
 tmp, reps, threads, commit = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 rows = {}
@@ -29,7 +30,7 @@ for keep, name in (("1", "kept (default)"), ("0", "glibc defaults (PRUNEKIT_KEEP
         runs.append(t)
     rows[name] = runs
 out = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "commit": commit, "threads": threads,
-       "workload": "trainer bench: MiniLM-L6 shapes, batch 32 x 128, 1 warm-up + 3 timed steps (whole process timed)", "runs": rows}
+       "workload": "trainer bench: MiniLM-L6 shapes, batch 32 x 128, 1 warm-up + 3 timed steps (whole process timed)", "note": os.environ.get("NOTE", ""), "runs": rows}
 json.dump(out, open("bench/alloc_cpu_minilm.json", "w"), indent=2)
 for name, runs in rows.items():
     for t in runs:
