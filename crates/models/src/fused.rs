@@ -54,6 +54,24 @@ pub trait FusedOps: Backend {
         let pdf = Self::float_mul_scalar(Self::float_exp(Self::float_mul_scalar(x2, (-0.5).into())), INV_SQRT_2PI.into());
         Self::float_mul(grad, Self::float_add(cdf, Self::float_mul(x, pdf)))
     }
+    /// One AdamW step exactly as burn's `AdamW` computes it, for a parameter `p` with gradient `g`
+    /// and moments `m`, `v` after `time − 1` steps: `m' = β₁m + (1−β₁)g`, `v' = β₂v + (1−β₂)g²`,
+    /// `p' = p(1 − lr·wd) − lr · (m'/(1−β₁ᵗ)) / (√(v'/(1−β₂ᵗ)) + ε)`. Returns `(p', m', v')`.
+    #[allow(clippy::too_many_arguments)]
+    fn adamw_step(
+        p: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        lr: f64,
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
+        weight_decay: f64,
+        time: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        adamw_composite::<Self>(p, g, m, v, AdamWScalars::new(lr, beta_1, beta_2, epsilon, weight_decay, time))
+    }
     /// `Σ x²` over every element, shape `[1]` (a gradient's squared norm).
     fn sum_squares(x: FloatTensor<Self>) -> FloatTensor<Self> {
         sum_squares_composite::<Self>(x)
@@ -112,6 +130,46 @@ impl FusedOps for Flex {
         });
         from_vec(out, shape)
     }
+    fn adamw_step(
+        p: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        lr: f64,
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
+        weight_decay: f64,
+        time: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        use rayon::prelude::*;
+        let k = AdamWScalars::new(lr, beta_1, beta_2, epsilon, weight_decay, time);
+        let views = (f32_view(&p), f32_view(&g), f32_view(&m), f32_view(&v));
+        let (Some((ps, shape)), Some((gs, sg)), Some((ms, sm)), Some((vs, sv))) = views else {
+            return adamw_composite::<Flex>(p, g, m, v, k);
+        };
+        if shape != sg || shape != sm || shape != sv {
+            return adamw_composite::<Flex>(p, g, m, v, k);
+        }
+        // One pass over the four tensors (burn's composite makes ~10, each allocating).
+        let n = ps.len();
+        let (mut po, mut mo, mut vo) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        const CHUNK: usize = 16_384;
+        po.par_chunks_mut(CHUNK).zip(mo.par_chunks_mut(CHUNK)).zip(vo.par_chunks_mut(CHUNK)).enumerate().for_each(|(i, ((pc, mc), vc))| {
+            let s = i * CHUNK;
+            for j in 0..pc.len() {
+                let (gk, at) = (gs[s + j], s + j);
+                let mk = ms[at] * k.beta_1 + gk * k.one_minus_beta_1;
+                let vk = vs[at] * k.beta_2 + gk * gk * k.one_minus_beta_2;
+                let delta = (mk / k.correction_1) / ((vk / k.correction_2).sqrt() + k.epsilon);
+                let decayed = if k.decay { ps[at] * k.keep } else { ps[at] };
+                pc[j] = decayed - delta * k.lr;
+                mc[j] = mk;
+                vc[j] = vk;
+            }
+        });
+        (from_vec(po, shape.clone()), from_vec(mo, shape.clone()), from_vec(vo, shape))
+    }
     fn sum_squares(x: FloatTensor<Self>) -> FloatTensor<Self> {
         use rayon::prelude::*;
         let Some((xs, _)) = f32_view(&x) else {
@@ -161,6 +219,58 @@ impl FusedOps for Flex {
         });
         from_vec(out, shape)
     }
+}
+
+/// The scalars of one AdamW step, in f32 as burn's `AdamW` uses them.
+#[derive(Clone, Copy)]
+struct AdamWScalars {
+    lr: f32,
+    beta_1: f32,
+    beta_2: f32,
+    one_minus_beta_1: f32,
+    one_minus_beta_2: f32,
+    correction_1: f32,
+    correction_2: f32,
+    epsilon: f32,
+    /// Weight decay applies (`lr · wd ≠ 0`) and each weight keeps `1 − lr · wd` of itself.
+    decay: bool,
+    keep: f32,
+}
+
+impl AdamWScalars {
+    fn new(lr: f64, beta_1: f64, beta_2: f64, epsilon: f64, weight_decay: f64, time: usize) -> Self {
+        let (b1, b2) = (beta_1 as f32, beta_2 as f32);
+        let decay_rate = lr * weight_decay;
+        Self {
+            lr: lr as f32,
+            beta_1: b1,
+            beta_2: b2,
+            one_minus_beta_1: 1.0 - b1,
+            one_minus_beta_2: 1.0 - b2,
+            correction_1: 1.0 - b1.powi(time as i32),
+            correction_2: 1.0 - b2.powi(time as i32),
+            epsilon: epsilon as f32,
+            decay: decay_rate != 0.0,
+            keep: (1.0 - decay_rate) as f32,
+        }
+    }
+}
+
+/// burn's `AdamW` step composed of backend ops, in its order of operations.
+fn adamw_composite<B: Backend>(
+    p: FloatTensor<B>,
+    g: FloatTensor<B>,
+    m: FloatTensor<B>,
+    v: FloatTensor<B>,
+    k: AdamWScalars,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let m = B::float_add(B::float_mul_scalar(m, k.beta_1.into()), B::float_mul_scalar(g.clone(), k.one_minus_beta_1.into()));
+    let v = B::float_add(B::float_mul_scalar(v, k.beta_2.into()), B::float_mul_scalar(B::float_mul(g.clone(), g), k.one_minus_beta_2.into()));
+    let m_hat = B::float_div_scalar(m.clone(), k.correction_1.into());
+    let v_hat = B::float_div_scalar(v.clone(), k.correction_2.into());
+    let delta = B::float_div(m_hat, B::float_add_scalar(B::float_sqrt(v_hat), k.epsilon.into()));
+    let decayed = if k.decay { B::float_mul_scalar(p, k.keep.into()) } else { p };
+    (B::float_sub(decayed, B::float_mul_scalar(delta, k.lr.into())), m, v)
 }
 
 fn sum_squares_composite<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
@@ -323,6 +433,36 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         Tensor::from_dispatch(<Dispatch as FusedOps>::softmax_last(x.into_dispatch()))
     } else {
         burn::tensor::activation::softmax(x, D - 1)
+    }
+}
+
+/// One AdamW step (see [`FusedOps::adamw_step`]): one pass over the parameter, its gradient and
+/// both moments on flex; burn's composite operations elsewhere (and on autodiff tensors).
+/// Returns `(p', m', v')`.
+#[allow(clippy::too_many_arguments)]
+pub fn adamw_step<const D: usize>(
+    p: Tensor<D>,
+    g: Tensor<D>,
+    m: Tensor<D>,
+    v: Tensor<D>,
+    lr: f64,
+    beta_1: f64,
+    beta_2: f64,
+    epsilon: f64,
+    weight_decay: f64,
+    time: usize,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let d = p.device();
+    if has_fused(&d) && !d.is_autodiff() {
+        let (p, m, v) = <Dispatch as FusedOps>::adamw_step(p.into_dispatch(), g.into_dispatch(), m.into_dispatch(), v.into_dispatch(), lr, beta_1, beta_2, epsilon, weight_decay, time);
+        (Tensor::from_dispatch(p), Tensor::from_dispatch(m), Tensor::from_dispatch(v))
+    } else {
+        let k = AdamWScalars::new(lr, beta_1, beta_2, epsilon, weight_decay, time);
+        let m = m.mul_scalar(k.beta_1).add(g.clone().mul_scalar(k.one_minus_beta_1));
+        let v = v.mul_scalar(k.beta_2).add(g.square().mul_scalar(k.one_minus_beta_2));
+        let delta = m.clone().div_scalar(k.correction_1).div(v.clone().div_scalar(k.correction_2).sqrt().add_scalar(k.epsilon));
+        let decayed = if k.decay { p.mul_scalar(k.keep) } else { p };
+        (decayed - delta.mul_scalar(k.lr), m, v)
     }
 }
 
