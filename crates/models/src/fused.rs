@@ -436,9 +436,14 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// Whether [`adamw_step`] has a kernel for tensors on `device` (flex, ndarray; not autodiff).
+pub fn has_adamw_kernel(device: &Device) -> bool {
+    has_fused(device) && !device.is_autodiff()
+}
+
 /// One AdamW step (see [`FusedOps::adamw_step`]): one pass over the parameter, its gradient and
-/// both moments on flex; burn's composite operations elsewhere (and on autodiff tensors).
-/// Returns `(p', m', v')`.
+/// both moments on flex, composed backend operations on ndarray. Only for devices where
+/// [`has_adamw_kernel`] holds (`None` elsewhere: use burn's `AdamW` there). Returns `(p', m', v')`.
 #[allow(clippy::too_many_arguments)]
 pub fn adamw_step<const D: usize>(
     p: Tensor<D>,
@@ -451,19 +456,12 @@ pub fn adamw_step<const D: usize>(
     epsilon: f64,
     weight_decay: f64,
     time: usize,
-) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
-    let d = p.device();
-    if has_fused(&d) && !d.is_autodiff() {
-        let (p, m, v) = <Dispatch as FusedOps>::adamw_step(p.into_dispatch(), g.into_dispatch(), m.into_dispatch(), v.into_dispatch(), lr, beta_1, beta_2, epsilon, weight_decay, time);
-        (Tensor::from_dispatch(p), Tensor::from_dispatch(m), Tensor::from_dispatch(v))
-    } else {
-        let k = AdamWScalars::new(lr, beta_1, beta_2, epsilon, weight_decay, time);
-        let m = m.mul_scalar(k.beta_1).add(g.clone().mul_scalar(k.one_minus_beta_1));
-        let v = v.mul_scalar(k.beta_2).add(g.square().mul_scalar(k.one_minus_beta_2));
-        let delta = m.clone().div_scalar(k.correction_1).div(v.clone().div_scalar(k.correction_2).sqrt().add_scalar(k.epsilon));
-        let decayed = if k.decay { p.mul_scalar(k.keep) } else { p };
-        (decayed - delta.mul_scalar(k.lr), m, v)
+) -> Option<(Tensor<D>, Tensor<D>, Tensor<D>)> {
+    if !has_adamw_kernel(&p.device()) {
+        return None;
     }
+    let (p, m, v) = <Dispatch as FusedOps>::adamw_step(p.into_dispatch(), g.into_dispatch(), m.into_dispatch(), v.into_dispatch(), lr, beta_1, beta_2, epsilon, weight_decay, time);
+    Some((Tensor::from_dispatch(p), Tensor::from_dispatch(m), Tensor::from_dispatch(v)))
 }
 
 /// `Σ x²` over all elements as a `[1]` tensor: one pass without a temporary on flex (f64 partial

@@ -12,7 +12,7 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
-use burn::optim::{AdamWState, AdaptiveMomentumState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer};
+use burn::optim::{AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::Tensor;
 use pruners::ParamGroupSpec;
 
@@ -48,37 +48,52 @@ impl LrScheduler for WarmupLinear {
 }
 
 /// burn's AdamW (β₁ 0.9, β₂ 0.999, ε 1e-8, decoupled weight decay; the same state record, so
-/// checkpoints are interchangeable) with each step done by [`models::fused::adamw_step`]: one pass
-/// over a parameter, its gradient and both moments on flex instead of ~10 allocating passes
-/// (AdamW was 129 ms of a MiniLM step against PyTorch's 63: `bench/profile_cpu_minilm_rows.json`).
-/// Other devices run the same formula with burn's tensor operations.
-#[derive(Clone, Debug)]
+/// checkpoints are interchangeable) with each step done by [`models::fused::adamw_step`] where it
+/// has a kernel: one pass over a parameter, its gradient and both moments on flex instead of ~10
+/// allocating passes (AdamW was 129 ms of a MiniLM step against PyTorch's 63:
+/// `bench/profile_cpu_minilm_rows.json`). Other devices (wgpu, CUDA, LibTorch) take burn's own
+/// AdamW step.
+#[derive(Clone)]
 pub struct FusedAdamW {
-    pub weight_decay: f64,
+    weight_decay: f64,
+    burns: AdamW,
 }
 
 impl FusedAdamW {
     pub const BETA_1: f64 = 0.9;
     pub const BETA_2: f64 = 0.999;
     pub const EPSILON: f64 = 1e-8;
+
+    pub fn new(weight_decay: f64) -> Self {
+        let burns = AdamWConfig::new()
+            .with_beta_1(Self::BETA_1 as f32)
+            .with_beta_2(Self::BETA_2 as f32)
+            .with_epsilon(Self::EPSILON as f32)
+            .with_weight_decay(weight_decay as f32)
+            .build();
+        Self { weight_decay, burns }
+    }
 }
 
 impl Optimizer for FusedAdamW {
     type State<const D: usize> = AdamWState<D>;
 
     fn step<const D: usize>(&self, lr: LearningRate, tensor: Tensor<D>, grad: Tensor<D>, state: Option<Self::State<D>>) -> (Tensor<D>, Option<Self::State<D>>) {
+        if !models::fused::has_adamw_kernel(&tensor.device()) {
+            return Optimizer::step(&self.burns, lr, tensor, grad, state);
+        }
         let (m, v, time) = match state {
             Some(s) => (s.momentum.moment_1, s.momentum.moment_2, s.momentum.time + 1),
             None => (grad.zeros_like(), grad.zeros_like(), 1),
         };
         // Weight decay through f32, as burn's AdamW holds it.
-        let (p, m, v) = models::fused::adamw_step(tensor, grad, m, v, lr, Self::BETA_1, Self::BETA_2, Self::EPSILON, self.weight_decay as f32 as f64, time);
+        let (p, m, v) = models::fused::adamw_step(tensor, grad, m, v, lr, Self::BETA_1, Self::BETA_2, Self::EPSILON, self.weight_decay as f32 as f64, time)
+            .expect("has_adamw_kernel was checked");
         (p, Some(AdamWState::new(AdaptiveMomentumState::new(time, m, v))))
     }
 
-    fn to_device<const D: usize>(mut state: Self::State<D>, device: &burn::tensor::Device) -> Self::State<D> {
-        state.momentum = state.momentum.to_device(device);
-        state
+    fn to_device<const D: usize>(state: Self::State<D>, device: &burn::tensor::Device) -> Self::State<D> {
+        <AdamW as Optimizer>::to_device(state, device)
     }
 }
 
@@ -87,13 +102,13 @@ impl Optimizer for FusedAdamW {
 /// global norm itself ([`clip_grad_norm`]).
 pub fn adamw(weight_decay: f64, per_parameter_clip: Option<f64>, groups: &[ParamGroupSpec]) -> ModuleOptimizer {
     let clip = || per_parameter_clip.map(|c| GradientClippingConfig::Norm(c as f32).init());
-    let mut optim = ModuleOptimizer::from(FusedAdamW { weight_decay });
+    let mut optim = ModuleOptimizer::from(FusedAdamW::new(weight_decay));
     if let Some(c) = clip() {
         optim = optim.with_grad_clipping(c);
     }
-    let mut optim = optim.with_group(ParamGroup::from_any_predicates(vec!["bias", "LayerNorm"]), FusedAdamW { weight_decay: 0.0 }, clip());
+    let mut optim = optim.with_group(ParamGroup::from_any_predicates(vec!["bias", "LayerNorm"]), FusedAdamW::new(0.0), clip());
     for g in groups {
-        optim = optim.with_group(ParamGroup::from_predicate(g.path_contains.clone()), FusedAdamW { weight_decay: g.weight_decay }, None);
+        optim = optim.with_group(ParamGroup::from_predicate(g.path_contains.clone()), FusedAdamW::new(g.weight_decay), None);
     }
     optim
 }
@@ -308,7 +323,7 @@ mod tests {
         for device in [Device::flex(), Device::ndarray()] {
             for wd in [0.0, 0.01] {
                 let burns = burn::optim::AdamWConfig::new().with_weight_decay(wd as f32).with_epsilon(1e-8).build();
-                let ours = FusedAdamW { weight_decay: wd };
+                let ours = FusedAdamW::new(wd);
                 let mut p_b = Tensor::<2>::random([37, 29], Distribution::Normal(0.0, 1.0), &device);
                 let mut p_o = p_b.clone();
                 let (mut s_b, mut s_o) = (None, None);
