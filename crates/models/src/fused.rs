@@ -94,7 +94,14 @@ impl FusedOps for NdArray {}
 impl FusedOps for Flex {
     fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let last = x.shape().num_dims() - 1;
-        burn_flex::ops::activation::softmax(x, last)
+        let Some((xs, shape)) = f32_view(&x) else { return burn_flex::ops::activation::softmax(x, last) };
+        let row = shape[last];
+        if row == 0 {
+            return burn_flex::ops::activation::softmax(x, last);
+        }
+        let mut out = vec![0f32; xs.len()];
+        par_rows(&mut out, row, |start, o| simd::softmax_rows(&xs[start..start + o.len()], o, row));
+        from_vec(out, shape)
     }
     fn softmax_last_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         let Some((y, g, shape)) = f32_pair(&y, &grad) else {
@@ -427,6 +434,11 @@ fn has_fused(device: &Device) -> bool {
     name.contains("Flex") || name.contains("NdArray")
 }
 
+/// Whether [`softmax_last`] runs this module's one-pass kernel on `device` (flex, ndarray).
+pub fn has_softmax_kernel(device: &Device) -> bool {
+    has_fused(device)
+}
+
 /// Softmax over the last dimension: one autodiff node on flex/ndarray, burn's `softmax` elsewhere.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if has_fused(&x.device()) {
@@ -497,15 +509,15 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// Branch-free f32 kernels the compiler vectorises; compiled twice (AVX2+FMA, baseline) and
-/// chosen at run time.
+/// Branch-free f32 kernels the compiler vectorises; compiled three times (AVX-512, AVX2+FMA,
+/// baseline) and chosen at run time.
 pub mod simd {
     use super::{INV_SQRT_2PI, SQRT_1_2};
 
     /// `e^x`, relative error ~2e-7 on [-87, 88]; 0 below, saturating above.
     #[inline(always)]
-    pub fn exp(x: f32) -> f32 {
-        let x = x.clamp(-87.0, 88.0);
+    pub fn exp(x0: f32) -> f32 {
+        let x = x0.clamp(-87.0, 88.0);
         // n = round(x / ln 2) by the 1.5·2^23 trick (exact for |n| < 2^22).
         let t = x * std::f32::consts::LOG2_E + 12_582_912.0;
         let n = t - 12_582_912.0;
@@ -513,8 +525,11 @@ pub mod simd {
         let p = 1.0
             + r * (1.0
                 + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_888_9)))));
-        let bits = ((n as i32 + 127) as u32) << 23;
-        p * f32::from_bits(bits)
+        // 2^n from t's own bits (t = 1.5·2^23 + n, so its low bits hold n): no float→int
+        // conversion, which Rust's saturating `as` would turn into scalar code in the loop.
+        let bits = t.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23;
+        let y = p * f32::from_bits(bits);
+        if x0 < -87.0 { 0.0 } else { y }
     }
 
     /// erf by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7).
@@ -539,14 +554,22 @@ pub mod simd {
     }
 
     macro_rules! dispatch {
-        ($name:ident, $avx:ident, $body:ident, ($($a:ident: $t:ty),*)) => {
+        ($name:ident, $avx512:ident, $avx:ident, $body:ident, ($($a:ident: $t:ty),*)) => {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            unsafe fn $avx512($($a: $t),*) { $body($($a),*) }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             unsafe fn $avx($($a: $t),*) { $body($($a),*) }
             pub fn $name($($a: $t),*) {
                 #[cfg(target_arch = "x86_64")]
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                     // SAFETY: the CPU supports the features the function was compiled for.
+                    return unsafe { $avx512($($a),*) };
+                }
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: as above.
                     return unsafe { $avx($($a),*) };
                 }
                 $body($($a),*)
@@ -566,6 +589,47 @@ pub mod simd {
             *o = gelu_grad_one(x, g);
         }
     }
-    dispatch!(gelu, gelu_avx2, gelu_body, (x: &[f32], out: &mut [f32]));
-    dispatch!(gelu_backward, gelu_backward_avx2, gelu_backward_body, (x: &[f32], g: &[f32], out: &mut [f32]));
+    /// `Σ v` in eight lanes (so the compiler vectorises the reduction).
+    #[inline(always)]
+    fn lane_sum(v: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let chunks = v.chunks_exact(8);
+        let tail: f32 = chunks.remainder().iter().sum();
+        for c in chunks {
+            for (a, x) in acc.iter_mut().zip(c) {
+                *a += x;
+            }
+        }
+        acc.iter().sum::<f32>() + tail
+    }
+    /// `max v` in eight lanes (−∞ for an empty slice).
+    #[inline(always)]
+    fn lane_max(v: &[f32]) -> f32 {
+        let mut acc = [f32::NEG_INFINITY; 8];
+        let chunks = v.chunks_exact(8);
+        let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+        for c in chunks {
+            for (a, &x) in acc.iter_mut().zip(c) {
+                *a = if x > *a { x } else { *a };
+            }
+        }
+        acc.iter().fold(tail, |m, &x| if x > m { x } else { m })
+    }
+    /// Softmax of each row of `row` elements: `e^(x − max) / Σ e^(x − max)`.
+    #[inline(always)]
+    fn softmax_body(x: &[f32], out: &mut [f32], row: usize) {
+        for (xr, or) in x.chunks(row).zip(out.chunks_mut(row)) {
+            let m = lane_max(xr);
+            for (o, &x) in or.iter_mut().zip(xr) {
+                *o = exp(x - m);
+            }
+            let inv = 1.0 / lane_sum(or);
+            for o in or.iter_mut() {
+                *o *= inv;
+            }
+        }
+    }
+    dispatch!(softmax_rows, softmax_rows_avx512, softmax_rows_avx2, softmax_body, (x: &[f32], out: &mut [f32], row: usize));
+    dispatch!(gelu, gelu_avx512, gelu_avx2, gelu_body, (x: &[f32], out: &mut [f32]));
+    dispatch!(gelu_backward, gelu_backward_avx512, gelu_backward_avx2, gelu_backward_body, (x: &[f32], g: &[f32], out: &mut [f32]));
 }
