@@ -182,8 +182,15 @@ impl FusedOps for Flex {
         let Some((xs, _)) = f32_view(&x) else {
             return sum_squares_composite::<Flex>(x);
         };
-        // One pass, no temporary; f64 partial sums per chunk.
-        let total: f64 = xs.par_chunks(16_384).map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()).sum();
+        // One pass, no temporary; f64 partial sums per chunk, in eight vector lanes.
+        let total: f64 = xs
+            .par_chunks(16_384)
+            .map(|c| {
+                let mut t = 0.0;
+                simd::sum_squares_f64(c, &mut t);
+                t
+            })
+            .sum();
         from_vec(vec![total as f32], burn::tensor::Shape::new([1]))
     }
     fn layer_norm_last(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
@@ -629,6 +636,20 @@ pub mod simd {
             }
         }
     }
+    /// `Σ x²` accumulated in f64, in eight lanes (a scalar f64 chain ran at ~0.65 G elements/s).
+    #[inline(always)]
+    fn sum_squares_body(x: &[f32], out: &mut f64) {
+        let mut acc = [0f64; 8];
+        let chunks = x.chunks_exact(8);
+        let tail: f64 = chunks.remainder().iter().map(|&v| v as f64 * v as f64).sum();
+        for c in chunks {
+            for (a, &v) in acc.iter_mut().zip(c) {
+                *a += v as f64 * v as f64;
+            }
+        }
+        *out = acc.iter().sum::<f64>() + tail;
+    }
+    dispatch!(sum_squares_f64, sum_squares_f64_avx512, sum_squares_f64_avx2, sum_squares_body, (x: &[f32], out: &mut f64));
     dispatch!(softmax_rows, softmax_rows_avx512, softmax_rows_avx2, softmax_body, (x: &[f32], out: &mut [f32], row: usize));
     dispatch!(gelu, gelu_avx512, gelu_avx2, gelu_body, (x: &[f32], out: &mut [f32]));
     dispatch!(gelu_backward, gelu_backward_avx512, gelu_backward_avx2, gelu_backward_body, (x: &[f32], g: &[f32], out: &mut [f32]));
