@@ -110,13 +110,8 @@ impl FusedOps for Flex {
         let row = *shape.last().unwrap_or(&1);
         let mut out = vec![0f32; y.len()];
         par_rows(&mut out, row, |start, o| {
-            let (ys, gs) = (&y[start..start + o.len()], &g[start..start + o.len()]);
-            for ((o, y), g) in o.chunks_mut(row).zip(ys.chunks(row)).zip(gs.chunks(row)) {
-                let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
-                for ((o, y), g) in o.iter_mut().zip(y).zip(g) {
-                    *o = y * (g - dot);
-                }
-            }
+            let n = o.len();
+            simd::softmax_backward_rows(&y[start..start + n], &g[start..start + n], o, row)
         });
         from_vec(out, shape)
     }
@@ -199,15 +194,7 @@ impl FusedOps for Flex {
         };
         let row = *shape.last().unwrap_or(&1);
         let mut out = vec![0f32; xs.len()];
-        par_rows(&mut out, row, |start, o| {
-            let xs = &xs[start..start + o.len()];
-            for (o, x) in o.chunks_mut(row).zip(xs.chunks(row)) {
-                let (mean, rstd) = row_moments(x, eps);
-                for (o, x) in o.iter_mut().zip(x) {
-                    *o = (x - mean) * rstd;
-                }
-            }
-        });
+        par_rows(&mut out, row, |start, o| simd::layer_norm_rows(&xs[start..start + o.len()], o, row, eps as f32));
         from_vec(out, shape)
     }
     fn layer_norm_last_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
@@ -217,19 +204,8 @@ impl FusedOps for Flex {
         let row = *shape.last().unwrap_or(&1);
         let mut out = vec![0f32; xs.len()];
         par_rows(&mut out, row, |start, o| {
-            let (xs, gs) = (&xs[start..start + o.len()], &gs[start..start + o.len()]);
-            for ((o, x), g) in o.chunks_mut(row).zip(xs.chunks(row)).zip(gs.chunks(row)) {
-                let (mean, rstd) = row_moments(x, eps);
-                let (mut s1, mut s2) = (0f32, 0f32);
-                for (x, g) in x.iter().zip(g) {
-                    s1 += g;
-                    s2 += g * (x - mean) * rstd;
-                }
-                let (m1, m2) = (s1 / row as f32, s2 / row as f32);
-                for ((o, x), g) in o.iter_mut().zip(x).zip(g) {
-                    *o = rstd * (g - m1 - (x - mean) * rstd * m2);
-                }
-            }
+            let n = o.len();
+            simd::layer_norm_backward_rows(&xs[start..start + n], &gs[start..start + n], o, row, eps as f32)
         });
         from_vec(out, shape)
     }
@@ -292,12 +268,6 @@ fn sum_squares_composite<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
 }
 
 /// Mean and `1/√(σ² + ε)` of one row (two passes: the biased variance about the mean).
-fn row_moments(x: &[f32], eps: f64) -> (f32, f32) {
-    let n = x.len().max(1) as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    (mean, 1.0 / (var + eps as f32).sqrt())
-}
 
 /// `(x̂, 1/√(σ² + ε))` over the last dimension, composed of backend ops.
 fn normalize_composite<B: Backend>(x: FloatTensor<B>, eps: f64) -> (FloatTensor<B>, FloatTensor<B>) {
@@ -649,6 +619,80 @@ pub mod simd {
         }
         *out = acc.iter().sum::<f64>() + tail;
     }
+    /// `Σ (x − c)²` in eight lanes.
+    #[inline(always)]
+    fn lane_sum_sq_centred(x: &[f32], c: f32) -> f32 {
+        let mut acc = [0f32; 8];
+        let chunks = x.chunks_exact(8);
+        let tail: f32 = chunks.remainder().iter().map(|&v| (v - c) * (v - c)).sum();
+        for ch in chunks {
+            for (a, &v) in acc.iter_mut().zip(ch) {
+                *a += (v - c) * (v - c);
+            }
+        }
+        acc.iter().sum::<f32>() + tail
+    }
+    /// `(Σ g, Σ g·(x − c))` in eight lanes.
+    #[inline(always)]
+    fn lane_sums_g(x: &[f32], g: &[f32], c: f32) -> (f32, f32) {
+        let (mut a1, mut a2) = ([0f32; 8], [0f32; 8]);
+        let (xc, gc) = (x.chunks_exact(8), g.chunks_exact(8));
+        let (mut t1, mut t2) = (0f32, 0f32);
+        for (&v, &w) in xc.remainder().iter().zip(gc.remainder()) {
+            t1 += w;
+            t2 += w * (v - c);
+        }
+        for (xs, gs) in xc.zip(gc) {
+            for i in 0..8 {
+                a1[i] += gs[i];
+                a2[i] += gs[i] * (xs[i] - c);
+            }
+        }
+        (a1.iter().sum::<f32>() + t1, a2.iter().sum::<f32>() + t2)
+    }
+    /// A row's mean and `1/√(σ² + ε)` (biased σ²).
+    #[inline(always)]
+    fn moments(x: &[f32], eps: f32) -> (f32, f32) {
+        let n = x.len().max(1) as f32;
+        let mean = lane_sum(x) / n;
+        let var = lane_sum_sq_centred(x, mean) / n;
+        (mean, 1.0 / (var + eps).sqrt())
+    }
+    /// LayerNorm's normalisation of each row: `(x − μ)/√(σ² + ε)`.
+    #[inline(always)]
+    fn layer_norm_body(x: &[f32], out: &mut [f32], row: usize, eps: f32) {
+        for (o, x) in out.chunks_mut(row).zip(x.chunks(row)) {
+            let (mean, rstd) = moments(x, eps);
+            for (o, x) in o.iter_mut().zip(x) {
+                *o = (x - mean) * rstd;
+            }
+        }
+    }
+    /// Its gradient: `(g − mean(g) − x̂·mean(g ⊙ x̂))/√(σ² + ε)`.
+    #[inline(always)]
+    fn layer_norm_backward_body(x: &[f32], g: &[f32], out: &mut [f32], row: usize, eps: f32) {
+        for ((o, x), g) in out.chunks_mut(row).zip(x.chunks(row)).zip(g.chunks(row)) {
+            let (mean, rstd) = moments(x, eps);
+            let (s1, s2) = lane_sums_g(x, g, mean);
+            let (m1, m2) = (s1 / row as f32, s2 * rstd / row as f32);
+            for ((o, x), g) in o.iter_mut().zip(x).zip(g) {
+                *o = rstd * (g - m1 - (x - mean) * rstd * m2);
+            }
+        }
+    }
+    /// Softmax's gradient on each row: `y ⊙ (g − ⟨g, y⟩)`.
+    #[inline(always)]
+    fn softmax_backward_body(y: &[f32], g: &[f32], out: &mut [f32], row: usize) {
+        for ((o, y), g) in out.chunks_mut(row).zip(y.chunks(row)).zip(g.chunks(row)) {
+            let (_, dot) = lane_sums_g(g, y, 0.0); // Σ y·(g − 0)
+            for ((o, y), g) in o.iter_mut().zip(y).zip(g) {
+                *o = y * (g - dot);
+            }
+        }
+    }
+    dispatch!(softmax_backward_rows, softmax_backward_rows_avx512, softmax_backward_rows_avx2, softmax_backward_body, (y: &[f32], g: &[f32], out: &mut [f32], row: usize));
+    dispatch!(layer_norm_rows, layer_norm_rows_avx512, layer_norm_rows_avx2, layer_norm_body, (x: &[f32], out: &mut [f32], row: usize, eps: f32));
+    dispatch!(layer_norm_backward_rows, layer_norm_backward_rows_avx512, layer_norm_backward_rows_avx2, layer_norm_backward_body, (x: &[f32], g: &[f32], out: &mut [f32], row: usize, eps: f32));
     dispatch!(sum_squares_f64, sum_squares_f64_avx512, sum_squares_f64_avx2, sum_squares_body, (x: &[f32], out: &mut f64));
     dispatch!(softmax_rows, softmax_rows_avx512, softmax_rows_avx2, softmax_body, (x: &[f32], out: &mut [f32], row: usize));
     dispatch!(gelu, gelu_avx512, gelu_avx2, gelu_body, (x: &[f32], out: &mut [f32]));
