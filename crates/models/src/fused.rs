@@ -153,23 +153,28 @@ impl FusedOps for Flex {
         if shape != sg || shape != sm || shape != sv {
             return adamw_composite::<Flex>(p, g, m, v, k);
         }
-        // One pass over the four tensors (burn's composite makes ~10, each allocating).
-        let n = ps.len();
-        let (mut po, mut mo, mut vo) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        // One pass over the four tensors (burn's composite makes ~10, each allocating). When the
+        // parameter and both moments are uniquely owned, contiguous and exactly their storage
+        // (the usual case: the previous step's outputs), they are updated in place; otherwise
+        // into new buffers.
         const CHUNK: usize = 16_384;
-        po.par_chunks_mut(CHUNK).zip(mo.par_chunks_mut(CHUNK)).zip(vo.par_chunks_mut(CHUNK)).enumerate().for_each(|(i, ((pc, mc), vc))| {
-            let s = i * CHUNK;
-            for j in 0..pc.len() {
-                let (gk, at) = (gs[s + j], s + j);
-                let mk = ms[at] * k.beta_1 + gk * k.one_minus_beta_1;
-                let vk = vs[at] * k.beta_2 + gk * gk * k.one_minus_beta_2;
-                let delta = (mk / k.correction_1) / ((vk / k.correction_2).sqrt() + k.epsilon);
-                let decayed = if k.decay { ps[at] * k.keep } else { ps[at] };
-                pc[j] = decayed - delta * k.lr;
-                mc[j] = mk;
-                vc[j] = vk;
+        let n = ps.len();
+        drop((ps, ms, vs));
+        let owned = |t: &FlexTensor| t.is_unique() && t.is_contiguous() && t.bytes().len() == n * std::mem::size_of::<f32>();
+        let (mut p, mut m, mut v) = (p, m, v);
+        if owned(&p) && owned(&m) && owned(&v) {
+            if let (Some(pw), Some(mw), Some(vw)) = (p.try_storage_mut::<f32>(), m.try_storage_mut::<f32>(), v.try_storage_mut::<f32>()) {
+                pw.par_chunks_mut(CHUNK).zip(mw.par_chunks_mut(CHUNK)).zip(vw.par_chunks_mut(CHUNK)).zip(gs.par_chunks(CHUNK)).for_each(
+                    |(((pc, mc), vc), gc)| simd::adamw_in_place(pc, mc, vc, gc, &k),
+                );
+                return (p, m, v);
             }
-        });
+        }
+        let (ps, ms, vs) = (f32_view(&p).expect("f32").0, f32_view(&m).expect("f32").0, f32_view(&v).expect("f32").0);
+        let (mut po, mut mo, mut vo) = (ps.to_vec(), ms.to_vec(), vs.to_vec());
+        po.par_chunks_mut(CHUNK).zip(mo.par_chunks_mut(CHUNK)).zip(vo.par_chunks_mut(CHUNK)).zip(gs.par_chunks(CHUNK)).for_each(
+            |(((pc, mc), vc), gc)| simd::adamw_in_place(pc, mc, vc, gc, &k),
+        );
         (from_vec(po, shape.clone()), from_vec(mo, shape.clone()), from_vec(vo, shape))
     }
     fn sum_squares(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -213,7 +218,7 @@ impl FusedOps for Flex {
 
 /// The scalars of one AdamW step, in f32 as burn's `AdamW` uses them.
 #[derive(Clone, Copy)]
-struct AdamWScalars {
+pub struct AdamWScalars {
     lr: f32,
     beta_1: f32,
     beta_2: f32,
@@ -489,7 +494,7 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// Branch-free f32 kernels the compiler vectorises; compiled three times (AVX-512, AVX2+FMA,
 /// baseline) and chosen at run time.
 pub mod simd {
-    use super::{INV_SQRT_2PI, SQRT_1_2};
+    use super::{AdamWScalars, INV_SQRT_2PI, SQRT_1_2};
 
     /// `e^x`, relative error ~2e-7 on [-87, 88]; 0 below, saturating above.
     #[inline(always)]
@@ -690,6 +695,20 @@ pub mod simd {
             }
         }
     }
+    /// One AdamW step of each element, in place: burn's formula and order of operations.
+    #[inline(always)]
+    fn adamw_body(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], k: &AdamWScalars) {
+        for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+            let mk = *m * k.beta_1 + g * k.one_minus_beta_1;
+            let vk = *v * k.beta_2 + g * g * k.one_minus_beta_2;
+            let delta = (mk / k.correction_1) / ((vk / k.correction_2).sqrt() + k.epsilon);
+            let decayed = if k.decay { *p * k.keep } else { *p };
+            *p = decayed - delta * k.lr;
+            *m = mk;
+            *v = vk;
+        }
+    }
+    dispatch!(adamw_in_place, adamw_in_place_avx512, adamw_in_place_avx2, adamw_body, (p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], k: &AdamWScalars));
     dispatch!(softmax_backward_rows, softmax_backward_rows_avx512, softmax_backward_rows_avx2, softmax_backward_body, (y: &[f32], g: &[f32], out: &mut [f32], row: usize));
     dispatch!(layer_norm_rows, layer_norm_rows_avx512, layer_norm_rows_avx2, layer_norm_body, (x: &[f32], out: &mut [f32], row: usize, eps: f32));
     dispatch!(layer_norm_backward_rows, layer_norm_backward_rows_avx512, layer_norm_backward_rows_avx2, layer_norm_backward_body, (x: &[f32], g: &[f32], out: &mut [f32], row: usize, eps: f32));

@@ -260,3 +260,36 @@ fn sum_squares_is_the_squared_norm_on_every_layout() {
         assert!(fused::sum_squares(Tensor::<1>::from_data(TensorData::new(bad.clone(), [bad.len()]), &device)).into_scalar::<f32>().is_infinite(), "{name}: Inf");
     }
 }
+
+#[test]
+fn adamw_step_in_place_and_on_shared_tensors_agree_and_leave_shared_ones_alone() {
+    let n = 40_003; // several kernel chunks and a tail
+    let (p0, g0) = (wave(n, 0.5, 0.3), wave(n, 0.02, 1.1));
+    let (m0, v0) = (wave(n, 0.01, 0.7), wave(n, 0.001, 2.0).iter().map(|x| x.abs()).collect::<Vec<f32>>());
+    for (name, device) in devices() {
+        let t = |x: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(x.clone(), [n]), &device);
+        // burn's AdamW formula on the host in f32, as the kernel computes it (lr 1e-3, wd 0.01, step 3).
+        let (lr, b1, b2, eps, wd, time) = (1e-3f32, 0.9f32, 0.999f32, 1e-8f32, 0.01f32, 3);
+        let expect: Vec<f32> = (0..n)
+            .map(|i| {
+                let m = m0[i] * b1 + g0[i] * (1.0 - b1);
+                let v = v0[i] * b2 + g0[i] * g0[i] * (1.0 - b2);
+                let delta = (m / (1.0 - b1.powi(time))) / ((v / (1.0 - b2.powi(time))).sqrt() + eps);
+                p0[i] * (1.0 - lr * wd) - delta * lr
+            })
+            .collect();
+        let Some((p1, _, _)) = fused::adamw_step(t(&p0), t(&g0), t(&m0), t(&v0), lr as f64, b1 as f64, b2 as f64, eps as f64, wd as f64, time as usize) else {
+            continue; // no kernel on this device
+        };
+        // The same step while another handle to the parameter and the moments is alive.
+        let (ps, ms, vs) = (t(&p0), t(&m0), t(&v0));
+        let (p2, m2, _) = fused::adamw_step(ps.clone(), t(&g0), ms.clone(), vs.clone(), lr as f64, b1 as f64, b2 as f64, eps as f64, wd as f64, time as usize).unwrap();
+        let (a, b) = (to_vec(p1), to_vec(p2));
+        let worst = a.iter().zip(&expect).map(|(x, y)| ((x - y) as f64).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-6, "{name}: in place off the formula by {worst:.2e}");
+        assert_eq!(a, b, "{name}: in place and copied give the same parameter");
+        assert_eq!(to_vec(ps), p0, "{name}: a shared parameter is not written");
+        assert_eq!(to_vec(ms), m0, "{name}: a shared moment is not written");
+        assert!(to_vec(m2).iter().zip(&m0).any(|(x, y)| x != y), "{name}: the new moment differs");
+    }
+}
