@@ -65,6 +65,9 @@ enum Command {
         /// Check every run's configuration and print the plan; run nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Rewrite table.md, table.csv and the plots from the runs that have finished; run nothing.
+        #[arg(long, conflicts_with = "dry_run")]
+        tables_only: bool,
     },
 }
 
@@ -87,8 +90,14 @@ fn main() -> ExitCode {
         Some(Command::Latency(args)) => latency::main(args),
         Some(Command::GpuCheck(args)) => gpu_check::main(args),
         Some(Command::Prune(args)) => prune::main(args),
-        Some(Command::Sweep { sweep: path, dry_run: true }) => sweep::dry_run(&path),
-        Some(Command::Sweep { sweep: path, dry_run: false }) => sweep::run(&path).map(|rows| {
+        Some(Command::Sweep { sweep: path, dry_run: true, .. }) => sweep::dry_run(&path),
+        Some(Command::Sweep { sweep: path, tables_only: true, .. }) => sweep::tables_only(&path).map(|(rows, missing)| {
+            println!("sweep: tables from {} finished runs in table.md and table.csv", rows.len());
+            if !missing.is_empty() {
+                println!("not finished (left out): {}", missing.join(", "));
+            }
+        }),
+        Some(Command::Sweep { sweep: path, .. }) => sweep::run(&path).map(|rows| {
             let failed = rows.iter().filter(|r| r.error.is_some()).count();
             println!("sweep: {} runs ({failed} failed); tables in table.md and table.csv", rows.len());
         }),

@@ -64,7 +64,7 @@ fn err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> String + '_ {
 
 /// Accuracy (y, in %) against remaining weights (x, in %, log scale), one line per series,
 /// error bars of ± spread, and `dense` (if any) as a dashed horizontal line.
-pub fn accuracy_vs_remaining(path: &Path, title: &str, series: &[Series], dense: Option<f64>) -> Result<(), String> {
+pub fn accuracy_vs_remaining(path: &Path, title: &str, y_desc: &str, series: &[Series], dense: Option<f64>) -> Result<(), String> {
     font()?;
     let xs: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| 100.0 * p.x)).collect();
     let ys: Vec<f64> = series.iter().flat_map(|s| s.points.iter().flat_map(|p| [100.0 * (p.y - p.spread), 100.0 * (p.y + p.spread)])).chain(dense.map(|d| 100.0 * d)).collect();
@@ -86,7 +86,7 @@ pub fn accuracy_vs_remaining(path: &Path, title: &str, series: &[Series], dense:
     chart
         .configure_mesh()
         .x_desc("remaining encoder weights (%, log scale)")
-        .y_desc("test accuracy (%)")
+        .y_desc(y_desc)
         .x_label_formatter(&|x| format!("{x:.3}").trim_end_matches('0').trim_end_matches('.').to_string())
         .draw()
         .map_err(err(path))?;

@@ -475,9 +475,13 @@ fn write_plots(gs: &[Group], dir: &Path, source: &str) -> Result<(), String> {
     let mut series: Vec<Series> = Vec::new();
     let mut dense = Vec::new();
     let mut layers: Vec<Series> = Vec::new();
+    // Test accuracy; where no run has a test split (GLUE: its dev set is the validation split),
+    // validation accuracy, and the axis says which.
+    let has_test = gs.iter().flat_map(|g| &g.runs).any(|s| f(s, &["test", "accuracy"]).is_some());
+    let (split, y_desc) = if has_test { ("test", "test accuracy (%)") } else { ("validation", "validation accuracy (%)") };
     for g in gs.iter().filter(|g| !g.runs.is_empty()) {
         let first = g.runs[0];
-        let acc: Vec<f64> = g.runs.iter().filter_map(|s| f(s, &["test", "accuracy"])).collect();
+        let acc: Vec<f64> = g.runs.iter().filter_map(|s| f(s, &[split, "accuracy"])).collect();
         if acc.is_empty() {
             continue;
         }
@@ -499,7 +503,7 @@ fn write_plots(gs: &[Group], dir: &Path, source: &str) -> Result<(), String> {
     }
     let title = Path::new(source).file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
     if !series.is_empty() {
-        crate::plots::accuracy_vs_remaining(&dir.join("accuracy_vs_remaining.png"), title, &series, dense.first().copied())?;
+        crate::plots::accuracy_vs_remaining(&dir.join("accuracy_vs_remaining.png"), title, y_desc, &series, dense.first().copied())?;
     }
     if !layers.is_empty() {
         crate::plots::kept_per_layer(&dir.join("kept_per_layer.png"), &format!("{title}: kept weights per layer"), &layers)?;
@@ -520,6 +524,33 @@ pub fn dry_run(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The row of a run whose `summary.json` is at `summary_path`.
+fn finished_row(p: &Planned, summary_path: &Path) -> Result<Row, String> {
+    let text = std::fs::read_to_string(summary_path).map_err(|e| format!("{}: {e}", summary_path.display()))?;
+    let v = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", summary_path.display()))?;
+    Ok(Row { name: p.name.clone(), group: p.group.clone(), summary: Some(v), error: None })
+}
+
+/// Rewrites the tables and plots from the runs that have finished (their `summary.json`),
+/// running nothing: for runs made outside the sweep (several side by side, each with
+/// `trainer run ... --set output_dir=<the sweep's run dir>`) or still under way. Returns the rows
+/// written and the names of the runs left out.
+pub fn tables_only(path: &Path) -> Result<(Vec<Row>, Vec<String>), String> {
+    let sweep = SweepFile::load(path)?;
+    let (mut rows, mut missing) = (Vec::new(), Vec::new());
+    for p in sweep.plan() {
+        let summary_path = sweep.experiment(&p)?.output_dir.join("summary.json");
+        if summary_path.exists() {
+            rows.push(finished_row(&p, &summary_path)?);
+        } else {
+            missing.push(p.name.clone());
+        }
+    }
+    std::fs::create_dir_all(&sweep.output_dir).map_err(|e| format!("output_dir {}: {e}", sweep.output_dir.display()))?;
+    write_tables(&rows, &sweep.output_dir, &format!("{} --tables-only", path.display()))?;
+    Ok((rows, missing))
+}
+
 /// Runs every planned run (or reuses it), rewriting the tables after each.
 pub fn run(path: &Path) -> Result<Vec<Row>, String> {
     let sweep = SweepFile::load(path)?;
@@ -532,9 +563,7 @@ pub fn run(path: &Path) -> Result<Vec<Row>, String> {
         let summary_path = exp.output_dir.join("summary.json");
         let row = if sweep.skip_existing && summary_path.exists() {
             tracing::info!("sweep {}/{}: {} (reusing {})", i + 1, plan.len(), p.name, summary_path.display());
-            let text = std::fs::read_to_string(&summary_path).map_err(|e| format!("{}: {e}", summary_path.display()))?;
-            let v = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", summary_path.display()))?;
-            Row { name: p.name.clone(), group: p.group.clone(), summary: Some(v), error: None }
+            finished_row(p, &summary_path)?
         } else {
             tracing::info!("sweep {}/{}: {} ({})", i + 1, plan.len(), p.name, p.overrides.join(" "));
             // A run interrupted earlier continues from its last checkpoint.

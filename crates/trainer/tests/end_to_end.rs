@@ -228,6 +228,14 @@ fn sweep_runs_the_grid_writes_the_table_and_resumes() {
     let again = trainer::sweep::run(&sweep_file).unwrap();
     assert_eq!(again.len(), 10);
     assert_eq!(std::fs::metadata(out.join("runs/movement-0.25-seed2/summary.json")).unwrap().modified().unwrap(), before);
+    // --tables-only: a run without its summary (still under way elsewhere) is left out, nothing trains.
+    std::fs::remove_file(out.join("runs/magnitude-0.25-seed1/summary.json")).unwrap();
+    let (rows, missing) = trainer::sweep::tables_only(&sweep_file).unwrap();
+    assert_eq!((rows.len(), missing), (9, vec!["magnitude-0.25-seed1".to_string()]));
+    assert!(!out.join("runs/magnitude-0.25-seed1/summary.json").exists(), "tables-only ran nothing");
+    let csv = std::fs::read_to_string(out.join("runs/table.csv")).unwrap();
+    let row = csv.lines().find(|l| l.starts_with("magnitude-0.25,")).unwrap();
+    assert_eq!(row.split(',').nth(12), Some("1"), "the configuration now has one seed: {row}");
     // A misspelt key in the grid stops the sweep before any run starts, naming the key.
     std::fs::write(&sweep_file, "base = \"base.toml\"\noutput_dir = \"x\"\n[grid]\n\"pruning.final_densty\" = [0.5]\n").unwrap();
     let err = trainer::sweep::run(&sweep_file).unwrap_err();
