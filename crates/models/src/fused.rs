@@ -22,7 +22,7 @@
 
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{binary, unary, Backward, Ops, OpsKind};
 use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, NdArray, TensorMetadata};
@@ -34,6 +34,14 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 
 #[backend_extension(Flex, NdArray, Autodiff)]
 pub trait FusedOps: Backend {
+    /// `x · wᵀ` for `x: [rows, d_in]` and a weight in PyTorch layout `w: [d_out, d_in]`. As an
+    /// autodiff node its backward writes the weight's gradient as `gᵀ · x`, already `[d_out, d_in]`
+    /// and contiguous; burn's matmul of a transposed weight returns the transpose of a
+    /// `[d_in, d_out]` gradient, a strided view that every later pass over it (the gradient
+    /// norm, the clip, AdamW, the movement scores' `∂L/∂W ⊙ W`) had to copy first.
+    fn matmul_wt(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_matmul(x, Self::float_transpose(w))
+    }
     /// Softmax over the last dimension.
     fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let last = x.shape().num_dims() - 1;
@@ -342,6 +350,31 @@ fn par_rows(out: &mut [f32], row: usize, f: impl Fn(usize, &mut [f32]) + Sync + 
 }
 
 impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn matmul_wt(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct MatmulWt;
+        impl<B: Backend + FusedOps> Backward<B, 2> for MatmulWt {
+            type State = (FloatTensor<B>, FloatTensor<B>);
+            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let (x, w) = ops.state;
+                binary::<B, _, _>(
+                    ops.parents,
+                    ops.node,
+                    grads,
+                    |g| B::float_matmul(g, w),                       // [rows, d_out] · [d_out, d_in]
+                    |g| B::float_matmul(B::float_transpose(g), x), // [d_out, rows] · [rows, d_in]
+                );
+            }
+        }
+        match MatmulWt.prepare::<C>([x.node(), w.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (xp, wp) = (x.primitive().clone(), w.primitive().clone());
+                let y = B::matmul_wt(xp.clone(), wp.clone());
+                prep.finish((xp, wp), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::matmul_wt(x.primitive().clone(), w.primitive().clone())),
+        }
+    }
     fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct SoftmaxLast;
@@ -414,6 +447,13 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
 fn has_fused(device: &Device) -> bool {
     let name = format!("{device:?}");
     name.contains("Flex") || name.contains("NdArray")
+}
+
+/// `x · wᵀ` for `w: [d_out, d_in]` (see [`FusedOps::matmul_wt`]): one autodiff node whose weight
+/// gradient comes out contiguous in `w`'s layout on flex/ndarray; `None` elsewhere (the caller
+/// uses burn's ops).
+pub fn matmul_wt(x: Tensor<2>, w: Tensor<2>) -> Option<Tensor<2>> {
+    has_fused(&x.device()).then(|| Tensor::from_dispatch(<Dispatch as FusedOps>::matmul_wt(x.into_dispatch(), w.into_dispatch())))
 }
 
 /// Whether [`softmax_last`] runs this module's one-pass kernel on `device` (flex, ndarray).

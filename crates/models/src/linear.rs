@@ -100,9 +100,29 @@ impl PrunableLinear {
     /// - input: `[..., d_in]`
     /// - output: `[..., d_out]`
     pub fn forward<const D: usize>(&self, input: Tensor<D>) -> Tensor<D> {
-        let weight = self.effective_weight().transpose(); // [d_in, d_out]
-        linear_rows(input, weight, self.effective_bias())
+        linear_out_in(input, self.effective_weight(), self.effective_bias())
     }
+}
+
+/// `x · Wᵀ + b` for a weight in PyTorch layout `[d_out, d_in]`, leading dims folded into rows.
+/// On flex/ndarray the product is [`crate::fused::matmul_wt`], whose backward gives `W`'s
+/// gradient contiguous in `W`'s own layout (issue 22: with `linear(x, Wᵀ)` it came back as a
+/// strided transpose, and the gradient norm, the clip and AdamW each copied it first); elsewhere
+/// [`linear_rows`] over `Wᵀ`.
+pub fn linear_out_in<const D: usize>(input: Tensor<D>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<D> {
+    if !crate::fused::has_softmax_kernel(&input.device()) {
+        return linear_rows(input, weight.transpose(), bias);
+    }
+    let dims = input.dims();
+    let d_in = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let mut out = crate::fused::matmul_wt(input.reshape([rows, d_in]), weight).expect("fused kernels on this device");
+    if let Some(b) = bias {
+        out = out + b.unsqueeze_dim::<2>(0);
+    }
+    let mut out_dims = dims;
+    out_dims[D - 1] = out.dims()[1];
+    out.reshape(out_dims)
 }
 
 /// `burn::tensor::module::linear` (`x · W + b`, `weight: [d_in, d_out]`) with the leading
