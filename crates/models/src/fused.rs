@@ -159,35 +159,34 @@ impl FusedOps for Flex {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         use rayon::prelude::*;
         let k = AdamWScalars::new(lr, beta_1, beta_2, epsilon, weight_decay, time);
-        let views = (f32_view(&p), f32_view(&g), f32_view(&m), f32_view(&v));
-        let (Some((ps, shape)), Some((gs, sg)), Some((ms, sm)), Some((vs, sv))) = views else {
+        let Some((gs, shape)) = f32_view(&g) else {
             return adamw_composite::<Flex>(p, g, m, v, k);
         };
-        if shape != sg || shape != sm || shape != sv {
+        let f32_of_shape = |t: &FlexTensor| t.dtype() == burn::tensor::DType::F32 && t.layout().shape() == &shape;
+        if !(f32_of_shape(&p) && f32_of_shape(&m) && f32_of_shape(&v)) {
             return adamw_composite::<Flex>(p, g, m, v, k);
         }
-        // One pass over the four tensors (burn's composite makes ~10, each allocating). When the
-        // parameter and both moments are uniquely owned, contiguous and exactly their storage
-        // (the usual case: the previous step's outputs), they are updated in place; otherwise
-        // into new buffers.
+        // One pass over the four tensors (burn's composite makes ~10, each allocating).
         const CHUNK: usize = 16_384;
-        let n = ps.len();
-        drop((ps, ms, vs));
+        let step = |pw: &mut [f32], mw: &mut [f32], vw: &mut [f32]| {
+            pw.par_chunks_mut(CHUNK).zip(mw.par_chunks_mut(CHUNK)).zip(vw.par_chunks_mut(CHUNK)).zip(gs.par_chunks(CHUNK)).for_each(
+                |(((pc, mc), vc), gc)| simd::adamw_in_place(pc, mc, vc, gc, &k),
+            )
+        };
+        // In place when the parameter and both moments are uniquely owned, contiguous and exactly
+        // their storage (the usual case: the previous step's outputs); otherwise on copies.
+        let n = gs.len();
         let owned = |t: &FlexTensor| t.is_unique() && t.is_contiguous() && t.bytes().len() == n * std::mem::size_of::<f32>();
         let (mut p, mut m, mut v) = (p, m, v);
         if owned(&p) && owned(&m) && owned(&v) {
             if let (Some(pw), Some(mw), Some(vw)) = (p.try_storage_mut::<f32>(), m.try_storage_mut::<f32>(), v.try_storage_mut::<f32>()) {
-                pw.par_chunks_mut(CHUNK).zip(mw.par_chunks_mut(CHUNK)).zip(vw.par_chunks_mut(CHUNK)).zip(gs.par_chunks(CHUNK)).for_each(
-                    |(((pc, mc), vc), gc)| simd::adamw_in_place(pc, mc, vc, gc, &k),
-                );
+                step(pw, mw, vw);
                 return (p, m, v);
             }
         }
-        let (ps, ms, vs) = (f32_view(&p).expect("f32").0, f32_view(&m).expect("f32").0, f32_view(&v).expect("f32").0);
-        let (mut po, mut mo, mut vo) = (ps.to_vec(), ms.to_vec(), vs.to_vec());
-        po.par_chunks_mut(CHUNK).zip(mo.par_chunks_mut(CHUNK)).zip(vo.par_chunks_mut(CHUNK)).zip(gs.par_chunks(CHUNK)).for_each(
-            |(((pc, mc), vc), gc)| simd::adamw_in_place(pc, mc, vc, gc, &k),
-        );
+        let copy = |t: &FlexTensor| f32_view(t).expect("f32, checked above").0.into_owned();
+        let (mut po, mut mo, mut vo) = (copy(&p), copy(&m), copy(&v));
+        step(&mut po, &mut mo, &mut vo);
         (from_vec(po, shape.clone()), from_vec(mo, shape.clone()), from_vec(vo, shape))
     }
     fn sum_squares(x: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -113,16 +113,13 @@ pub fn linear_out_in<const D: usize>(input: Tensor<D>, weight: Tensor<2>, bias: 
     if !crate::fused::has_softmax_kernel(&input.device()) {
         return linear_rows(input, weight.transpose(), bias);
     }
-    let dims = input.dims();
-    let d_in = dims[D - 1];
-    let rows = dims[..D - 1].iter().product::<usize>();
-    let mut out = crate::fused::matmul_wt(input.reshape([rows, d_in]), weight).expect("fused kernels on this device");
-    if let Some(b) = bias {
-        out = out + b.unsqueeze_dim::<2>(0);
-    }
-    let mut out_dims = dims;
-    out_dims[D - 1] = out.dims()[1];
-    out.reshape(out_dims)
+    on_rows(input, |x| {
+        let y = crate::fused::matmul_wt(x, weight).expect("fused kernels on this device");
+        match bias {
+            Some(b) => y + b.unsqueeze_dim::<2>(0),
+            None => y,
+        }
+    })
 }
 
 /// `burn::tensor::module::linear` (`x · W + b`, `weight: [d_in, d_out]`) with the leading
@@ -139,10 +136,15 @@ pub fn linear_rows<const D: usize>(input: Tensor<D>, weight: Tensor<2>, bias: Op
     if D <= 2 {
         return linear(input, weight, bias);
     }
+    on_rows(input, |x| linear(x, weight, bias))
+}
+
+/// `f` applied to `input` with its leading dimensions folded into rows (`[..., d] → [rows, d]`),
+/// its `[rows, d']` result unfolded again (`[..., d']`).
+fn on_rows<const D: usize>(input: Tensor<D>, f: impl FnOnce(Tensor<2>) -> Tensor<2>) -> Tensor<D> {
     let dims = input.dims();
-    let d_in = dims[D - 1];
     let rows = dims[..D - 1].iter().product::<usize>();
-    let out = linear(input.reshape([rows, d_in]), weight, bias);
+    let out = f(input.reshape([rows, dims[D - 1]]));
     let mut out_dims = dims;
     out_dims[D - 1] = out.dims()[1];
     out.reshape(out_dims)

@@ -78,17 +78,17 @@ fn ops(args: &BenchArgs, device: &burn::tensor::Device, name: &str) -> Result<se
     let mut record = |op: &str, flops: f64, fwd: f64, fwd_bwd: f64| {
         out.insert(op.into(), serde_json::json!({ "forward_s": fwd, "forward_backward_s": fwd_bwd, "forward_gflops": flops / fwd / 1e9 }));
     };
-    // Linear layers as the model runs them (models::linear::linear_rows): x [b, l, in] · Wᵀ + bias.
+    // Linear layers as the model runs them (models::linear::linear_out_in): x [b, l, in] · Wᵀ + bias.
     for (op, i, o) in [("linear_hidden_to_hidden", h, h), ("linear_hidden_to_ffn", h, f), ("linear_ffn_to_hidden", f, h)] {
         let flops = 2.0 * (b * l * i * o) as f64;
         let (x, w, bias) = (rand3(b, l, i, device), rand2(o, i, device), Tensor::<1>::zeros([o], device));
         let fwd = time_median(device, n, || {
-            let _ = models::linear::linear_rows(x.clone(), w.clone().transpose(), Some(bias.clone()));
+            let _ = models::linear::linear_out_in(x.clone(), w.clone(), Some(bias.clone()));
         })?;
         let (xa, wa) = (rand3(b, l, i, &ad).require_grad(), rand2(o, i, &ad).require_grad());
         let ba = Tensor::<1>::zeros([o], &ad).require_grad();
         let fb = time_median(device, n, || {
-            let y = models::linear::linear_rows(xa.clone(), wa.clone().transpose(), Some(ba.clone()));
+            let y = models::linear::linear_out_in(xa.clone(), wa.clone(), Some(ba.clone()));
             let _ = y.sum().backward();
         })?;
         record(op, flops, fwd, fb);
