@@ -7,6 +7,7 @@
 //! estimator) and [`stats`] (sparsity measured from the weights).
 
 pub mod calibration;
+pub mod compensation;
 pub mod gates;
 pub mod mask;
 pub mod methods;
@@ -204,6 +205,12 @@ pub struct PruningConfig {
     /// weights by the ranking the scores had reached. Unset (default): scores learn throughout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freeze_scores_at: Option<usize>,
+    /// `movement` only, and not the paper's method (ours): when the masks remove weights, their
+    /// mean output over calibration tokens is folded into the layer's bias
+    /// ([`compensation::BiasCompensation`]; input means measured at the ramp's start and every
+    /// 50 steps after, on `calibration_samples` training examples). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compensate_bias: bool,
     /// `wanda`, `stade`: which weights compete, `"row"` (default, per output row) or `"matrix"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<selection::Comparison>,
@@ -308,6 +315,7 @@ impl Default for PruningConfig {
             calibration_samples: calibration_samples(),
             multipliers_lr: None,
             freeze_scores_at: None,
+            compensate_bias: false,
             comparison: None,
             n_m: None,
             stade_layers: None,
@@ -371,7 +379,7 @@ impl PruningConfig {
         if self.granularity != Granularity::Weight {
             set.push(format!("granularity = {:?}", self.granularity));
         }
-        for (key, on) in [("freeze_scores_at", self.freeze_scores_at.is_some()), ("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some()), ("stade_layers", self.stade_layers.is_some()), ("adaptive_target", self.adaptive_target.is_some()), ("accuracy_loss", self.accuracy_loss.is_some()), ("round_steps", self.round_steps.is_some()), ("host", self.host.is_some())] {
+        for (key, on) in [("freeze_scores_at", self.freeze_scores_at.is_some()), ("compensate_bias", self.compensate_bias), ("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some()), ("stade_layers", self.stade_layers.is_some()), ("adaptive_target", self.adaptive_target.is_some()), ("accuracy_loss", self.accuracy_loss.is_some()), ("round_steps", self.round_steps.is_some()), ("host", self.host.is_some())] {
             if on {
                 set.push(key.to_string());
             }

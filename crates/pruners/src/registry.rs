@@ -59,7 +59,7 @@ const ONE_SHOT: &[&str] = &["calibration_samples", "comparison", "n_m", "granula
 pub const METHODS: &[MethodSpec] = &[
     MethodSpec { name: "none", about: "no pruning (the dense reference)", target: Target::Dense, one_shot: false, structured: false, keys: &[], build: |_, _| Ok(Box::new(methods::dense::Dense)) },
     MethodSpec { name: "magnitude", about: "|W| top-k on the cubic schedule", target: Target::Density, one_shot: false, structured: false, keys: TOPK, build: methods::magnitude::build },
-    MethodSpec { name: "movement", about: "learned movement scores, top-k on the cubic schedule (Sanh et al. 2020)", target: Target::Density, one_shot: false, structured: false, keys: &["scope", "granularity", "scores_lr", "freeze_scores_at"], build: methods::movement::build },
+    MethodSpec { name: "movement", about: "learned movement scores, top-k on the cubic schedule (Sanh et al. 2020)", target: Target::Density, one_shot: false, structured: false, keys: &["scope", "granularity", "scores_lr", "freeze_scores_at", "compensate_bias", "calibration_samples"], build: methods::movement::build },
     MethodSpec { name: "soft_movement", about: "movement scores thresholded, L1 on σ(S)", target: Target::Outcome, one_shot: false, structured: false, keys: &["scores_lr", "final_threshold", "lambda"], build: methods::soft_movement::build },
     MethodSpec { name: "l0", about: "hard-concrete masks on weights with an L0 penalty (Louizos et al. 2018)", target: Target::Outcome, one_shot: false, structured: false, keys: &["scores_lr", "lambda"], build: methods::l0::build },
     MethodSpec { name: "random", about: "random scores on the cubic schedule (control)", target: Target::Density, one_shot: false, structured: false, keys: &[], build: methods::random::build },

@@ -10,7 +10,12 @@
 //! straight-through term from step t on, so the scores get no gradient (none is computed, and
 //! AdamW leaves them and their moments as they are) and the rest of the cubic ramp removes
 //! weights by the ranking reached at t.
+//!
+//! Another, also ours: `compensate_bias = true` folds the mean output of the weights each step
+//! removes into the layer's bias ([`crate::compensation`], where the measurement that motivates
+//! it is described).
 
+use crate::compensation::BiasCompensation;
 use crate::mask::straight_through;
 use crate::schedule::CubicSchedule;
 use crate::{Granularity, ParamGroupSpec, Pruner, Scope};
@@ -22,11 +27,25 @@ pub struct Movement {
     granularity: Granularity,
     scores_lr: f64,
     freeze_from: Option<usize>,
+    /// With `compensate_bias`: the bias compensation and the calibration examples it measures on.
+    compensation: Option<(BiasCompensation, usize)>,
+    /// Input statistics arrived since the last `apply_masks`.
+    calibrated: bool,
 }
+
+/// Steps between two measurements of the input means for the bias compensation.
+pub const COMPENSATION_EVERY: usize = 50;
 
 impl Movement {
     pub fn new(schedule: CubicSchedule, scope: Scope, scores_lr: f64) -> Self {
-        Self { schedule, scope, granularity: Granularity::Weight, scores_lr, freeze_from: None }
+        Self { schedule, scope, granularity: Granularity::Weight, scores_lr, freeze_from: None, compensation: None, calibrated: false }
+    }
+
+    /// Folds the removed weights' mean output into the biases, input means measured on
+    /// `calibration_samples` training examples (`None`: the paper's method).
+    pub fn with_bias_compensation(mut self, calibration_samples: Option<usize>) -> Self {
+        self.compensation = calibration_samples.map(|n| (BiasCompensation::new(COMPENSATION_EVERY), n));
+        self
     }
 
     /// Whole heads and FFN neurons, each scored by the sum of its weights' movement scores.
@@ -60,11 +79,26 @@ impl Pruner for Movement {
         let density = self.schedule.density(step);
         let groups = if self.granularity == Granularity::Unit { model.unit_groups() } else { Vec::new() };
         let scores = crate::mask::scores(model, "movement");
-        let mut layers = model.prunable_layers_mut();
         let hard = self.granularity.masks(self.scope, &groups, &scores, density);
         let frozen = self.scores_frozen(step);
+        if let Some((c, _)) = &mut self.compensation {
+            c.apply(model, &hard, std::mem::take(&mut self.calibrated).then_some(step));
+        }
+        let mut layers = model.prunable_layers_mut();
         for (((_, layer), hard), scores) in layers.iter_mut().zip(hard).zip(scores) {
             layer.mask = Some(if frozen { hard } else { straight_through(hard, scores) });
+        }
+    }
+
+    fn calibration_request(&self, step: usize) -> Option<usize> {
+        let (c, n) = self.compensation.as_ref()?;
+        c.wants_calibration(step, self.schedule.warmup_steps, self.schedule.total_steps).then_some(*n)
+    }
+
+    fn calibrate(&mut self, _model: &mut dyn PrunableModel, acts: &models::UnitActivations) {
+        if let Some((c, _)) = &mut self.compensation {
+            c.calibrate(acts);
+            self.calibrated = true;
         }
     }
 
@@ -84,5 +118,5 @@ pub fn build(c: &crate::PruningConfig, b: &crate::registry::BuildContext) -> Res
             return Err(format!("pruning.freeze_scores_at ({at}) must be below the run's {} steps", b.total_steps));
         }
     }
-    Ok(Box::new(Movement::new(b.schedule, c.scope, c.scores_lr_or(1e-2)?).with_granularity(c.granularity).with_frozen_scores_from(c.freeze_scores_at)))
+    Ok(Box::new(Movement::new(b.schedule, c.scope, c.scores_lr_or(1e-2)?).with_granularity(c.granularity).with_frozen_scores_from(c.freeze_scores_at).with_bias_compensation(c.compensate_bias.then_some(c.calibration_samples))))
 }

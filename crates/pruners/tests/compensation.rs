@@ -1,0 +1,136 @@
+//! `compensate_bias` (ours, issue 25): movement's removals fold their mean output into the bias.
+//! Checked by hand on an MLP: the bias change is `(W ⊙ (M_prev − M_new))·μ`, the first layer's
+//! mean output over the calibration inputs is the dense one's, the means are measured at the
+//! ramp's start and every 50 steps after, and the key is refused where it would do nothing.
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
+use models::init::HostRng;
+use models::{Mlp, MlpConfig, PrunableModel};
+use pruners::PruningConfig;
+
+#[allow(deprecated)]
+fn cpu() -> Device {
+    Device::ndarray()
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.to_data().convert::<f32>().try_to_vec().unwrap()
+}
+
+/// Inputs whose features have clearly non-zero means.
+fn inputs(n: usize, d: usize) -> Tensor<2> {
+    let v: Vec<f32> = HostRng::new(5).normals(n * d, 1.0).into_iter().enumerate().map(|(i, x)| x + 0.5 + (i % d) as f32 * 0.4).collect();
+    Tensor::from_data(TensorData::new(v, [n, d]), &cpu())
+}
+
+fn movement(extra: &str) -> Result<Box<dyn pruners::Pruner>, String> {
+    let c: PruningConfig = toml::from_str(&format!("method = \"movement\"\nfinal_density = 0.5\nwarmup_steps = 2\ncooldown_steps = 0\ncalibration_samples = 100\n{extra}")).unwrap();
+    c.build(60)
+}
+
+/// Fixed, distinct scores on every matrix, so the top-k is known.
+fn set_scores(m: &mut Mlp, seed: u64) {
+    for (i, (_, l)) in m.prunable_layers_mut().into_iter().enumerate() {
+        let [r, c] = l.weight.val().dims();
+        let s = HostRng::new(seed + i as u64).normals(r * c, 1.0);
+        l.mask_scores = Some(Param::from_tensor(Tensor::from_data(TensorData::new(s, [r, c]), &cpu())));
+    }
+}
+
+fn mean_rows(v: &[f32], rows: usize, cols: usize) -> Vec<f64> {
+    (0..cols).map(|j| (0..rows).map(|r| v[r * cols + j] as f64).sum::<f64>() / rows as f64).collect()
+}
+
+#[test]
+fn removed_weights_mean_output_goes_into_the_bias() {
+    let (n, d, h) = (100, 6, 8);
+    let x = inputs(n, d);
+    let mut m = Mlp::new(&MlpConfig::new(d, vec![h], 3, 0.0), 3, &cpu());
+    let mut p = movement("compensate_bias = true").unwrap();
+    p.init(&mut m);
+    set_scores(&mut m, 11);
+    let dense_first = host(m.layers[0].forward(x.clone()));
+    let bias_before: Vec<Vec<f32>> = m.layers.iter().map(|l| host(l.bias.as_ref().unwrap().val())).collect();
+    let weights: Vec<Vec<f32>> = m.layers.iter().map(|l| host(l.weight.val())).collect();
+    // The inputs of layer 1 (what its means are taken over): relu of layer 0's dense output.
+    let hidden = host(burn::tensor::activation::relu(m.layers[0].forward(x.clone())));
+
+    // Warm-up: nothing asked, nothing changed.
+    for step in 0..2 {
+        assert_eq!(p.calibration_request(step), None, "step {step}");
+        p.apply_masks(&mut m, step);
+    }
+    for (l, b) in m.layers.iter().zip(&bias_before) {
+        assert_eq!(&host(l.bias.as_ref().unwrap().val()), b);
+    }
+    // The ramp's first step: the means are measured; then the ramp removes weights step by step
+    // (the scores are fixed, so what goes stays gone and the changes add up).
+    assert_eq!(p.calibration_request(2), Some(100));
+    let acts = m.unit_activations(x.clone());
+    p.calibrate(&mut m, &acts);
+    for step in 2..=10 {
+        p.apply_masks(&mut m, step);
+    }
+    let mu = [mean_rows(&host(x.clone()), n, d), mean_rows(&hidden, n, h)];
+    for (i, l) in m.layers.iter().enumerate() {
+        let [rows, cols] = l.weight.val().dims();
+        let mask = host(l.mask.clone().unwrap());
+        let kept = mask.iter().filter(|&&v| v == 1.0).count();
+        assert!(kept < rows * cols, "layer {i}: ten steps into the ramp, weights are gone");
+        let b = host(l.bias.as_ref().unwrap().val());
+        for r in 0..rows {
+            let want = bias_before[i][r] as f64 + (0..cols).map(|c| (1.0 - mask[r * cols + c] as f64) * weights[i][r * cols + c] as f64 * mu[i][c]).sum::<f64>();
+            assert!((b[r] as f64 - want).abs() < 1e-4, "layer {i} row {r}: bias {} want {want}", b[r]);
+        }
+    }
+    // So the first layer's mean output over the calibration inputs is the dense one's.
+    let pruned_first = host(m.layers[0].forward(x.clone()));
+    let (a, b) = (mean_rows(&dense_first, n, h), mean_rows(&pruned_first, n, h));
+    for r in 0..h {
+        assert!((a[r] - b[r]).abs() < 1e-4, "unit {r}: dense mean {} pruned mean {}", a[r], b[r]);
+    }
+    // Next measurement 50 steps later; between, the biases move only when the masks do.
+    assert_eq!(p.calibration_request(11), None);
+    assert_eq!(p.calibration_request(51), None);
+    assert_eq!(p.calibration_request(52), Some(100));
+    let biases: Vec<Vec<f32>> = m.layers.iter().map(|l| host(l.bias.as_ref().unwrap().val())).collect();
+    let masks: Vec<Vec<f32>> = m.layers.iter().map(|l| host(l.mask.clone().unwrap())).collect();
+    p.apply_masks(&mut m, 20);
+    for (i, l) in m.layers.iter().enumerate() {
+        let [rows, cols] = l.weight.val().dims();
+        let now = host(l.mask.clone().unwrap());
+        let b = host(l.bias.as_ref().unwrap().val());
+        for r in 0..rows {
+            let want = biases[i][r] as f64 + (0..cols).map(|c| (masks[i][r * cols + c] - now[r * cols + c]) as f64 * weights[i][r * cols + c] as f64 * mu[i][c]).sum::<f64>();
+            assert!((b[r] as f64 - want).abs() < 1e-4, "layer {i} row {r}, step 20: bias {} want {want}", b[r]);
+        }
+    }
+}
+
+#[test]
+fn without_the_option_movement_leaves_the_bias_alone() {
+    let x = inputs(50, 6);
+    let mut m = Mlp::new(&MlpConfig::new(6, vec![8], 3, 0.0), 3, &cpu());
+    let mut p = movement("").unwrap();
+    p.init(&mut m);
+    set_scores(&mut m, 11);
+    let before: Vec<Vec<f32>> = m.layers.iter().map(|l| host(l.bias.as_ref().unwrap().val())).collect();
+    assert_eq!(p.calibration_request(2), None);
+    let acts = m.unit_activations(x);
+    p.calibrate(&mut m, &acts);
+    for step in 0..4 {
+        p.apply_masks(&mut m, step);
+    }
+    assert!(host(m.layers[0].mask.clone().unwrap()).contains(&0.0));
+    for (l, b) in m.layers.iter().zip(&before) {
+        assert_eq!(&host(l.bias.as_ref().unwrap().val()), b);
+    }
+}
+
+#[test]
+fn compensate_bias_is_refused_by_methods_that_do_not_read_it() {
+    let c: PruningConfig = toml::from_str("method = \"magnitude\"\nfinal_density = 0.5\ncompensate_bias = true").unwrap();
+    let err = c.build(100).err().expect("magnitude has no bias compensation");
+    assert!(err.contains("compensate_bias"), "{err}");
+}
