@@ -211,6 +211,11 @@ pub struct PruningConfig {
     /// 50 steps after, on `calibration_samples` training examples). Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compensate_bias: bool,
+    /// `movement` only, and not the paper's method (ours): a weight that leaves the top-k fades
+    /// out over this many steps (its mask value falls by 1/fade_steps a step; one that comes back
+    /// is whole again at once) instead of being cut at full size. Unset: cut at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fade_steps: Option<usize>,
     /// `wanda`, `stade`: which weights compete, `"row"` (default, per output row) or `"matrix"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<selection::Comparison>,
@@ -316,6 +321,7 @@ impl Default for PruningConfig {
             multipliers_lr: None,
             freeze_scores_at: None,
             compensate_bias: false,
+            fade_steps: None,
             comparison: None,
             n_m: None,
             stade_layers: None,
@@ -379,7 +385,7 @@ impl PruningConfig {
         if self.granularity != Granularity::Weight {
             set.push(format!("granularity = {:?}", self.granularity));
         }
-        for (key, on) in [("freeze_scores_at", self.freeze_scores_at.is_some()), ("compensate_bias", self.compensate_bias), ("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some()), ("stade_layers", self.stade_layers.is_some()), ("adaptive_target", self.adaptive_target.is_some()), ("accuracy_loss", self.accuracy_loss.is_some()), ("round_steps", self.round_steps.is_some()), ("host", self.host.is_some())] {
+        for (key, on) in [("freeze_scores_at", self.freeze_scores_at.is_some()), ("compensate_bias", self.compensate_bias), ("fade_steps", self.fade_steps.is_some()), ("comparison", self.comparison.is_some()), ("n_m", self.n_m.is_some()), ("stade_layers", self.stade_layers.is_some()), ("adaptive_target", self.adaptive_target.is_some()), ("accuracy_loss", self.accuracy_loss.is_some()), ("round_steps", self.round_steps.is_some()), ("host", self.host.is_some())] {
             if on {
                 set.push(key.to_string());
             }

@@ -1,7 +1,9 @@
-//! `compensate_bias` (ours, issue 25): movement's removals fold their mean output into the bias.
-//! Checked by hand on an MLP: the bias change is `(W ⊙ (M_prev − M_new))·μ`, the first layer's
-//! mean output over the calibration inputs is the dense one's, the means are measured at the
-//! ramp's start and every 50 steps after, and the key is refused where it would do nothing.
+//! Movement's two options that are ours, not the paper's (issue 25), checked by hand on an MLP.
+//! `compensate_bias`: removals fold their mean output into the bias; the bias change is
+//! `(W ⊙ (M_prev − M_new))·μ`, the first layer's mean output over the calibration inputs is the
+//! dense one's, the means are measured at the ramp's start and every 50 steps after.
+//! `fade_steps`: a removed weight's mask value falls by 1/D a step, and is whole again at once
+//! when the weight comes back. Both keys are refused where they would do nothing.
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -133,4 +135,51 @@ fn compensate_bias_is_refused_by_methods_that_do_not_read_it() {
     let c: PruningConfig = toml::from_str("method = \"magnitude\"\nfinal_density = 0.5\ncompensate_bias = true").unwrap();
     let err = c.build(100).err().expect("magnitude has no bias compensation");
     assert!(err.contains("compensate_bias"), "{err}");
+}
+
+#[test]
+fn fading_removals_fall_by_one_over_d_a_step_and_come_back_whole() {
+    let mut m = Mlp::new(&MlpConfig::new(6, vec![8], 3, 0.0), 3, &cpu());
+    let mut p = movement("fade_steps = 4").unwrap();
+    p.init(&mut m);
+    set_scores(&mut m, 11);
+    let mut p_hard = movement("").unwrap();
+    let mut m_hard = m.clone();
+    // Steps 0..=12 with fixed scores: the hard top-k sets are nested, so a weight cut at step s
+    // has the mask max(0, 1 − (t − s + 1)/4) at step t.
+    let mut cut_at: Vec<Vec<Option<usize>>> = m.layers.iter().map(|l| vec![None; l.weight.val().dims().iter().product()]).collect();
+    for step in 0..=12 {
+        p.apply_masks(&mut m, step);
+        p_hard.apply_masks(&mut m_hard, step);
+        for (i, (l, lh)) in m.layers.iter().zip(&m_hard.layers).enumerate() {
+            let (faded, hard) = (host(l.mask.clone().unwrap()), host(lh.mask.clone().unwrap()));
+            for (j, (&f, &h)) in faded.iter().zip(&hard).enumerate() {
+                if h == 0.0 && cut_at[i][j].is_none() {
+                    cut_at[i][j] = Some(step);
+                }
+                let want = match cut_at[i][j] {
+                    None => 1.0,
+                    Some(s) => (1.0 - (step - s + 1) as f32 / 4.0).max(0.0),
+                };
+                assert!((f - want).abs() < 1e-6, "step {step} layer {i} weight {j}: mask {f}, want {want}");
+            }
+        }
+    }
+    assert!(cut_at[0].iter().filter(|c| c.is_some_and(|s| s <= 8)).count() > 0, "some weights have faded all the way");
+    // A weight that comes back (its score raised above every other) is whole at once.
+    let faded_out = host(m.layers[0].mask.clone().unwrap()).iter().position(|&v| v == 0.0).expect("a removed weight");
+    let l = &mut m.layers[0];
+    let mut s = host(l.mask_scores.as_ref().unwrap().val());
+    s[faded_out] = 100.0;
+    let dims = l.weight.val().dims();
+    l.mask_scores = Some(Param::from_tensor(Tensor::from_data(TensorData::new(s, dims), &cpu())));
+    p.apply_masks(&mut m, 13);
+    assert_eq!(host(m.layers[0].mask.clone().unwrap())[faded_out], 1.0);
+}
+
+#[test]
+fn fade_steps_is_checked() {
+    assert!(movement("fade_steps = 0").err().unwrap().contains("fade_steps"));
+    let c: PruningConfig = toml::from_str("method = \"random\"\nfinal_density = 0.5\nfade_steps = 10").unwrap();
+    assert!(c.build(100).err().expect("random has no fading").contains("fade_steps"));
 }

@@ -13,9 +13,14 @@
 //!
 //! Another, also ours: `compensate_bias = true` folds the mean output of the weights each step
 //! removes into the layer's bias ([`crate::compensation`], where the measurement that motivates
-//! it is described).
+//! it is described). And `fade_steps = D`: a weight that leaves the top-k fades out, its mask
+//! value `M_t = max(hard_t, M_{t−1} − 1/D)`, instead of being cut at full size; in the paper's
+//! long runs a weight the loss pushes towards zero has shrunk before it is cut, in a short run
+//! it has not. The fading state is not checkpointed: a resumed run starts again from the hard
+//! masks.
 
 use crate::compensation::BiasCompensation;
+use burn::tensor::Tensor;
 use crate::mask::straight_through;
 use crate::schedule::CubicSchedule;
 use crate::{Granularity, ParamGroupSpec, Pruner, Scope};
@@ -31,6 +36,8 @@ pub struct Movement {
     compensation: Option<(BiasCompensation, usize)>,
     /// Input statistics arrived since the last `apply_masks`.
     calibrated: bool,
+    /// With `fade_steps`: the steps a removal takes, and the masks of the last step.
+    fade: Option<(usize, Vec<Tensor<2>>)>,
 }
 
 /// Steps between two measurements of the input means for the bias compensation.
@@ -38,7 +45,7 @@ pub const COMPENSATION_EVERY: usize = 50;
 
 impl Movement {
     pub fn new(schedule: CubicSchedule, scope: Scope, scores_lr: f64) -> Self {
-        Self { schedule, scope, granularity: Granularity::Weight, scores_lr, freeze_from: None, compensation: None, calibrated: false }
+        Self { schedule, scope, granularity: Granularity::Weight, scores_lr, freeze_from: None, compensation: None, calibrated: false, fade: None }
     }
 
     /// Folds the removed weights' mean output into the biases, input means measured on
@@ -58,6 +65,26 @@ impl Movement {
     pub fn with_frozen_scores_from(mut self, at: Option<usize>) -> Self {
         self.freeze_from = at;
         self
+    }
+
+    /// Removed weights fade out over `steps` steps (`None`: cut at once, the paper's method).
+    pub fn with_fade(mut self, steps: Option<usize>) -> Self {
+        self.fade = steps.map(|d| (d.max(1), Vec::new()));
+        self
+    }
+
+    /// `max(hard, previous − 1/D)` per matrix, and remembers it (the hard masks themselves on
+    /// the first step).
+    fn faded(&mut self, hard: Vec<Tensor<2>>) -> Vec<Tensor<2>> {
+        let Some((d, previous)) = &mut self.fade else { return hard };
+        let step = 1.0 / *d as f64;
+        let masks: Vec<Tensor<2>> = if previous.len() == hard.len() {
+            hard.into_iter().zip(previous.iter()).map(|(h, p)| h.max_pair(p.clone() - step)).collect()
+        } else {
+            hard
+        };
+        *previous = masks.clone();
+        masks
     }
 
     /// Whether the scores are frozen at `step`.
@@ -80,6 +107,7 @@ impl Pruner for Movement {
         let groups = if self.granularity == Granularity::Unit { model.unit_groups() } else { Vec::new() };
         let scores = crate::mask::scores(model, "movement");
         let hard = self.granularity.masks(self.scope, &groups, &scores, density);
+        let hard = self.faded(hard);
         let frozen = self.scores_frozen(step);
         if let Some((c, _)) = &mut self.compensation {
             c.apply(model, &hard, std::mem::take(&mut self.calibrated).then_some(step));
@@ -118,5 +146,8 @@ pub fn build(c: &crate::PruningConfig, b: &crate::registry::BuildContext) -> Res
             return Err(format!("pruning.freeze_scores_at ({at}) must be below the run's {} steps", b.total_steps));
         }
     }
-    Ok(Box::new(Movement::new(b.schedule, c.scope, c.scores_lr_or(1e-2)?).with_granularity(c.granularity).with_frozen_scores_from(c.freeze_scores_at).with_bias_compensation(c.compensate_bias.then_some(c.calibration_samples))))
+    if c.fade_steps == Some(0) {
+        return Err("pruning.fade_steps: expected at least 1".into());
+    }
+    Ok(Box::new(Movement::new(b.schedule, c.scope, c.scores_lr_or(1e-2)?).with_granularity(c.granularity).with_frozen_scores_from(c.freeze_scores_at).with_bias_compensation(c.compensate_bias.then_some(c.calibration_samples)).with_fade(c.fade_steps)))
 }
