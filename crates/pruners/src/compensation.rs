@@ -16,7 +16,8 @@
 //! output energy (a random 5%: 1–5%); about 40% of it is the same shift on every token.
 
 use burn::tensor::{Tensor, TensorData};
-use models::{PrunableModel, UnitActivations};
+use burn::module::Param;
+use models::{PrunableLinear, PrunableModel, UnitActivations};
 
 #[derive(Default)]
 pub struct BiasCompensation {
@@ -78,21 +79,27 @@ impl BiasCompensation {
                 let mean = Tensor::<1>::from_data(TensorData::new(self.means[m].clone(), [cols]), &device);
                 let delta = Self::delta(weight, self.previous[m].clone(), hard[m].clone().detach(), mean);
                 debug_assert_eq!(delta.dims(), [rows]);
-                // A new leaf with the same parameter id, as one-shot STADE's correction.
-                layer.bias = Some(match layer.bias.take() {
-                    Some(b) => b.map(|b| {
-                        let tracked = b.is_require_grad();
-                        let v = (b + delta).detach();
-                        if tracked {
-                            v.require_grad()
-                        } else {
-                            v
-                        }
-                    }),
-                    None => burn::module::Param::from_tensor(delta),
-                });
+                add_to_bias(layer, delta);
             }
         }
         self.previous = hard.iter().map(|h| h.clone().detach()).collect();
     }
+}
+
+/// `b ← b + delta` on a layer's bias (a new bias `delta` where it has none), as a new leaf with
+/// the same parameter id, so the optimizer's state stays attached; left as `b + delta` it would
+/// hang on to the current step's graph.
+pub fn add_to_bias(layer: &mut PrunableLinear, delta: Tensor<1>) {
+    layer.bias = Some(match layer.bias.take() {
+        Some(b) => b.map(|b| {
+            let tracked = b.is_require_grad();
+            let v = (b + delta).detach();
+            if tracked {
+                v.require_grad()
+            } else {
+                v
+            }
+        }),
+        None => Param::from_tensor(delta),
+    });
 }

@@ -14,7 +14,6 @@ use crate::calibration::{AccumulatedGradients, LossCalibration, LossRequest};
 use crate::selection::{keep_mask, Comparison, NM};
 use crate::Granularity;
 use crate::Pruner;
-use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
 use models::{Axis, InputStats, PrunableModel, UnitActivations};
 
@@ -144,20 +143,7 @@ impl<C: Criterion> OneShot<C> {
             };
             if let Some(delta) = self.criterion.bias_correction(&view, &keep) {
                 let delta = Tensor::<1>::from_data(TensorData::new(delta, [dims[0]]), &device);
-                // A new leaf with the same parameter id (the optimizer's state stays attached):
-                // left as `b + delta`, it would hang on to this step's graph.
-                layer.bias = Some(match layer.bias.take() {
-                    Some(b) => b.map(|b| {
-                        let tracked = b.is_require_grad();
-                        let v = (b + delta).detach();
-                        if tracked {
-                            v.require_grad()
-                        } else {
-                            v
-                        }
-                    }),
-                    None => Param::from_tensor(delta),
-                });
+                crate::compensation::add_to_bias(layer, delta);
             }
             masks.push(Tensor::<2>::from_data(TensorData::new(keep, dims), &device));
         }
