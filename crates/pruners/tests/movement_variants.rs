@@ -86,6 +86,13 @@ fn removed_weights_mean_output_goes_into_the_bias() {
             assert!((b[r] as f64 - want).abs() < 1e-4, "layer {i} row {r}: bias {} want {want}", b[r]);
         }
     }
+    // Evaluating a copy leaves the state alone: the copy's biases and masks are the model's.
+    let mut eval_copy = m.clone();
+    p.eval_masks(&mut eval_copy, 10);
+    for (l, e) in m.layers.iter().zip(&eval_copy.layers) {
+        assert_eq!(host(l.bias.as_ref().unwrap().val()), host(e.bias.as_ref().unwrap().val()));
+        assert_eq!(host(l.mask.clone().unwrap()), host(e.mask.clone().unwrap()));
+    }
     // So the first layer's mean output over the calibration inputs is the dense one's.
     let pruned_first = host(m.layers[0].forward(x.clone()));
     let (a, b) = (mean_rows(&dense_first, n, h), mean_rows(&pruned_first, n, h));
@@ -151,6 +158,10 @@ fn fading_removals_fall_by_one_over_d_a_step_and_come_back_whole() {
     for step in 0..=12 {
         p.apply_masks(&mut m, step);
         p_hard.apply_masks(&mut m_hard, step);
+        // An evaluation copy gets the same masks, and evaluating does not advance the fading.
+        let mut eval_copy = m.clone();
+        p.eval_masks(&mut eval_copy, step);
+        assert_eq!(host(eval_copy.layers[0].mask.clone().unwrap()), host(m.layers[0].mask.clone().unwrap()), "step {step}");
         for (i, (l, lh)) in m.layers.iter().zip(&m_hard.layers).enumerate() {
             let (faded, hard) = (host(l.mask.clone().unwrap()), host(lh.mask.clone().unwrap()));
             for (j, (&f, &h)) in faded.iter().zip(&hard).enumerate() {

@@ -67,6 +67,12 @@ impl Movement {
         self
     }
 
+    /// The top-k masks of `step` from the current scores (no state changes).
+    fn hard_masks(&self, model: &dyn PrunableModel, scores: &[Tensor<2>], step: usize) -> Vec<Tensor<2>> {
+        let groups = if self.granularity == Granularity::Unit { model.unit_groups() } else { Vec::new() };
+        self.granularity.masks(self.scope, &groups, scores, self.schedule.density(step))
+    }
+
     /// Removed weights fade out over `steps` steps (`None`: cut at once, the paper's method).
     pub fn with_fade(mut self, steps: Option<usize>) -> Self {
         self.fade = steps.map(|d| (d.max(1), Vec::new()));
@@ -103,10 +109,8 @@ impl Pruner for Movement {
     }
 
     fn apply_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
-        let density = self.schedule.density(step);
-        let groups = if self.granularity == Granularity::Unit { model.unit_groups() } else { Vec::new() };
         let scores = crate::mask::scores(model, "movement");
-        let hard = self.granularity.masks(self.scope, &groups, &scores, density);
+        let hard = self.hard_masks(model, &scores, step);
         let hard = self.faded(hard);
         let frozen = self.scores_frozen(step);
         if let Some((c, _)) = &mut self.compensation {
@@ -116,6 +120,23 @@ impl Pruner for Movement {
         for (((_, layer), hard), scores) in layers.iter_mut().zip(hard).zip(scores) {
             layer.mask = Some(if frozen { hard } else { straight_through(hard, scores) });
         }
+    }
+
+    /// Evaluation copies get the masks of the last training step and leave the options' state
+    /// (fading masks, the masks the compensation last saw, the bias) alone; without options,
+    /// the training masks as the paper's method sets them.
+    fn eval_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
+        if self.fade.is_none() && self.compensation.is_none() {
+            return self.apply_masks(model, step);
+        }
+        let masks = match &self.fade {
+            Some((_, previous)) if !previous.is_empty() => previous.clone(),
+            _ => {
+                let scores = crate::mask::scores(model, "movement");
+                self.hard_masks(model, &scores, step)
+            }
+        };
+        crate::mask::set_masks(model, &masks);
     }
 
     fn calibration_request(&self, step: usize) -> Option<usize> {
