@@ -113,8 +113,17 @@ pub fn scores(model: &dyn PrunableModel, method: &str) -> Vec<Tensor<2>> {
 /// progressive and soft masks).
 pub fn set_masks(model: &mut dyn PrunableModel, masks: &[Tensor<2>]) {
     for ((_, layer), m) in model.prunable_layers_mut().into_iter().zip(masks) {
-        layer.mask = Some(m.clone().to_device(&layer.weight.val().device()));
+        layer.mask = Some(on_layer_device(m, layer));
     }
+}
+
+/// `mask` on `layer`'s device. A mask made in training (on the autodiff device) that is put on
+/// an evaluation copy loses its autodiff association: `to_device` alone would keep it, and the
+/// copy would then run its masked products through autodiff (slower, and in other kernels).
+fn on_layer_device(mask: &Tensor<2>, layer: &models::PrunableLinear) -> Tensor<2> {
+    let device = layer.weight.val().device();
+    let mask = if device.is_autodiff() { mask.clone() } else { mask.clone().without_autodiff() };
+    mask.to_device(&device)
 }
 
 /// Puts the fixed masks of a one-shot removal on every matrix that has none yet (masks set
@@ -122,7 +131,7 @@ pub fn set_masks(model: &mut dyn PrunableModel, masks: &[Tensor<2>]) {
 pub fn set_fixed_masks(model: &mut dyn PrunableModel, masks: &[Tensor<2>]) {
     for ((_, layer), m) in model.prunable_layers_mut().into_iter().zip(masks) {
         if layer.mask.is_none() {
-            layer.mask = Some(m.clone().to_device(&layer.weight.val().device()));
+            layer.mask = Some(on_layer_device(m, layer));
         }
     }
 }

@@ -6,9 +6,10 @@
 //! when the weight comes back. Both keys are refused where they would do nothing.
 
 use burn::module::Param;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use models::init::HostRng;
-use models::{Mlp, MlpConfig, PrunableModel};
+use models::{BertConfig, BertForSequenceClassification, Mlp, MlpConfig, PrunableModel};
 use pruners::PruningConfig;
 
 #[allow(deprecated)]
@@ -193,4 +194,32 @@ fn fade_steps_is_checked() {
     assert!(movement("fade_steps = 0").err().unwrap().contains("fade_steps"));
     let c: PruningConfig = toml::from_str("method = \"random\"\nfinal_density = 0.5\nfade_steps = 10").unwrap();
     assert!(c.build(100).err().expect("random has no fading").contains("fade_steps"));
+}
+
+/// Before the ramp a fading run's masks are all ones, so its evaluation copies compute exactly
+/// what the paper's method's do; its masks come from the training step and must leave the
+/// autodiff device with the copy (they once kept it, and the copy ran through other kernels).
+#[test]
+fn evaluation_copies_get_plain_masks_and_the_same_logits_as_the_papers_method_before_the_ramp() {
+    let d = Device::flex().autodiff();
+    d.seed(6);
+    let base = BertForSequenceClassification::new(&BertConfig::tiny(30), 2, &d);
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![2i64, 7, 9, 11, 3, 2, 5, 6, 3, 0], [2, 5]), &Device::flex());
+    let types = Tensor::<2, Int>::zeros([2, 5], &Device::flex());
+    let mask = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 1, 1, 1, 1, 1, 1, 1, 1, 0], [2, 5]), &Device::flex());
+    let mut out = Vec::new();
+    for extra in ["", "fade_steps = 50"] {
+        let c: PruningConfig = toml::from_str(&format!("method = \"movement\"\nfinal_density = 0.1\nwarmup_steps = 5\n{extra}")).unwrap();
+        let mut p = c.build(20).unwrap();
+        let mut m = base.clone();
+        p.init(&mut m);
+        for s in 0..3 { p.apply_masks(&mut m, s); }
+        let mut e = m.valid();
+        p.eval_masks(&mut e, 2);
+        let masks: Vec<Vec<f32>> = e.prunable_layers().iter().map(|(_, l)| host(l.mask.clone().unwrap())).collect();
+        assert!(masks.iter().all(|m| m.iter().all(|&v| v == 1.0)), "{extra}: masks all ones");
+        assert!(!e.prunable_layers()[0].1.mask.clone().unwrap().device().is_autodiff(), "{extra}: the copy's masks are off the autodiff device");
+        out.push(host(e.forward(ids.clone(), types.clone(), mask.clone())));
+    }
+    assert_eq!(out[0], out[1]);
 }
