@@ -178,6 +178,14 @@ fn fading_removals_fall_by_one_over_d_a_step_and_come_back_whole() {
         }
     }
     assert!(cut_at[0].iter().filter(|c| c.is_some_and(|s| s <= 8)).count() > 0, "some weights have faded all the way");
+    assert!(host(m.layers[0].mask.clone().unwrap()).iter().any(|&v| v > 0.0 && v < 1.0), "some are still fading at step 12");
+    // The final model (the run's last step) gets the hard top-k: what is still fading is cut.
+    let (mut last_fade, mut last_hard) = (m.clone(), m_hard.clone());
+    p.eval_masks(&mut last_fade, 59);
+    p_hard.eval_masks(&mut last_hard, 59);
+    for (a, b) in last_fade.layers.iter().zip(&last_hard.layers) {
+        assert_eq!(host(a.mask.clone().unwrap()), host(b.mask.clone().unwrap()));
+    }
     // A weight that comes back (its score raised above every other) is whole at once.
     let faded_out = host(m.layers[0].mask.clone().unwrap()).iter().position(|&v| v == 0.0).expect("a removed weight");
     let l = &mut m.layers[0];

@@ -124,13 +124,16 @@ impl Pruner for Movement {
 
     /// Evaluation copies get the masks of the last training step and leave the options' state
     /// (fading masks, the masks the compensation last saw, the bias) alone; without options,
-    /// the training masks as the paper's method sets them.
+    /// the training masks as the paper's method sets them. At the run's last step (the final
+    /// model) the masks are the hard top-k: weights still fading then are cut, so the model
+    /// ends at the schedule's density.
     fn eval_masks(&mut self, model: &mut dyn PrunableModel, step: usize) {
         if self.fade.is_none() && self.compensation.is_none() {
             return self.apply_masks(model, step);
         }
+        let last = step + 1 >= self.schedule.total_steps;
         let masks = match &self.fade {
-            Some((_, previous)) if !previous.is_empty() => previous.clone(),
+            Some((_, previous)) if !previous.is_empty() && !last => previous.clone(),
             _ => {
                 let scores = crate::mask::scores(model, "movement");
                 self.hard_masks(model, &scores, step)
