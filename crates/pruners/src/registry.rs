@@ -49,7 +49,7 @@ pub struct BuildContext {
 
 /// Keys of `[pruning]` that only some methods read (the others apply to all).
 pub const METHOD_KEYS: &[&str] =
-    &["scores_lr", "final_threshold", "lambda", "scope", "granularity", "calibration_samples", "multipliers_lr", "freeze_scores_at", "comparison", "n_m", "stade_layers", "adaptive_target", "accuracy_loss", "round_steps", "decay_steps", "host", "rounds"];
+    &["scores_lr", "final_threshold", "lambda", "scope", "granularity", "calibration_samples", "multipliers_lr", "freeze_scores_at", "compensate_bias", "fade_steps", "comparison", "n_m", "stade_layers", "adaptive_target", "accuracy_loss", "round_steps", "decay_steps", "host", "rounds"];
 
 const TOPK: &[&str] = &["scope", "granularity"];
 const LEARNED: &[&str] = &["scores_lr", "multipliers_lr"];
