@@ -154,6 +154,22 @@ pub struct Row {
     pub group: String,
     pub summary: Option<serde_json::Value>,
     pub error: Option<String>,
+    /// The method options of the run that are not the paper's method (from its overrides),
+    /// e.g. "fade_steps 200": plotted as a series of their own.
+    pub variant: Option<String>,
+}
+
+/// Overrides that make a method a variant of itself, plotted apart from the plain method.
+const VARIANT_KEYS: &[&str] = &["pruning.fade_steps", "pruning.compensate_bias", "pruning.freeze_scores_at", "pruning.scope"];
+
+fn variant_of(overrides: &[String]) -> Option<String> {
+    let parts: Vec<String> = overrides
+        .iter()
+        .filter_map(|o| o.split_once('='))
+        .filter(|(k, _)| VARIANT_KEYS.contains(&k.trim()))
+        .map(|(k, v)| format!("{} {}", k.trim().trim_start_matches("pruning."), v.trim().trim_matches('"')))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 fn csv_line(cells: &[String]) -> String {
@@ -230,10 +246,15 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// How a run is labelled in the plots: its method, and "+ distillation" when it distilled.
-fn series_label(s: &serde_json::Value) -> String {
+/// How a run is labelled in the plots: its method, its variant options in parentheses, and
+/// "+ distillation" when it distilled.
+fn series_label(s: &serde_json::Value, variant: Option<&str>) -> String {
     let method = s["pruning_method"].as_str().unwrap_or("?");
-    if s["distilled_from"].is_string() { format!("{method} + distillation") } else { method.to_string() }
+    let method = match variant {
+        Some(v) => format!("{method} ({v})"),
+        None => method.to_string(),
+    };
+    if s["distilled_from"].is_string() { format!("{method} + distillation") } else { method }
 }
 
 /// Kept fraction of each block (a BERT layer, an MLP hidden layer), from the per-matrix counts
@@ -291,6 +312,7 @@ const GROUP_CSV_HEADER: [&str; 15] = [
 /// One configuration over its seeds.
 struct Group<'a> {
     name: &'a str,
+    variant: Option<&'a str>,
     runs: Vec<&'a serde_json::Value>,
     failed: Vec<&'a str>,
 }
@@ -301,7 +323,7 @@ fn groups(rows: &[Row]) -> Vec<Group<'_>> {
         let i = match out.iter().position(|g| g.name == r.group) {
             Some(i) => i,
             None => {
-                out.push(Group { name: &r.group, runs: Vec::new(), failed: Vec::new() });
+                out.push(Group { name: &r.group, variant: r.variant.as_deref(), runs: Vec::new(), failed: Vec::new() });
                 out.len() - 1
             }
         };
@@ -491,7 +513,7 @@ fn write_plots(gs: &[Group], dir: &Path, source: &str) -> Result<(), String> {
             continue;
         }
         let x = f(first, &["target_density"]).unwrap_or_else(|| mean_std(&g.runs.iter().filter_map(|s| f(s, &["prunable_remaining"])).collect::<Vec<_>>()).0);
-        let label = series_label(first);
+        let label = series_label(first, g.variant);
         match series.iter_mut().find(|s| s.label == label) {
             Some(s) => s.points.push(Point { x, y, spread }),
             None => series.push(Series { label, points: vec![Point { x, y, spread }] }),
@@ -528,7 +550,7 @@ pub fn dry_run(path: &Path) -> Result<(), String> {
 fn finished_row(p: &Planned, summary_path: &Path) -> Result<Row, String> {
     let text = std::fs::read_to_string(summary_path).map_err(|e| format!("{}: {e}", summary_path.display()))?;
     let v = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", summary_path.display()))?;
-    Ok(Row { name: p.name.clone(), group: p.group.clone(), summary: Some(v), error: None })
+    Ok(Row { name: p.name.clone(), group: p.group.clone(), summary: Some(v), error: None, variant: variant_of(&p.overrides) })
 }
 
 /// Rewrites the tables and plots from the runs that have finished (their `summary.json`),
@@ -568,10 +590,10 @@ pub fn run(path: &Path) -> Result<Vec<Row>, String> {
             tracing::info!("sweep {}/{}: {} ({})", i + 1, plan.len(), p.name, p.overrides.join(" "));
             // A run interrupted earlier continues from its last checkpoint.
             match train_loop::run_with(exp, &sweep.base, train_loop::RunOptions { resume: true, overwrite: false }) {
-                Ok(s) => Row { name: p.name.clone(), group: p.group.clone(), summary: Some(serde_json::to_value(&s).map_err(|e| e.to_string())?), error: None },
+                Ok(s) => Row { name: p.name.clone(), group: p.group.clone(), summary: Some(serde_json::to_value(&s).map_err(|e| e.to_string())?), error: None, variant: variant_of(&p.overrides) },
                 Err(e) => {
                     tracing::error!("sweep run {} failed: {e}", p.name);
-                    Row { name: p.name.clone(), group: p.group.clone(), summary: None, error: Some(e) }
+                    Row { name: p.name.clone(), group: p.group.clone(), summary: None, error: Some(e), variant: variant_of(&p.overrides) }
                 }
             }
         };
@@ -579,4 +601,17 @@ pub fn run(path: &Path) -> Result<Vec<Row>, String> {
         write_tables(&rows, &sweep.output_dir, &path.display().to_string())?;
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::variant_of;
+
+    #[test]
+    fn variants_are_the_non_paper_options_among_the_overrides() {
+        let o = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(variant_of(&o(&["pruning.method=\"movement\"", "pruning.final_density=0.1"])), None);
+        assert_eq!(variant_of(&o(&["pruning.method=\"movement\"", "pruning.fade_steps=200"])).as_deref(), Some("fade_steps 200"));
+        assert_eq!(variant_of(&o(&["pruning.scope=\"global\"", "pruning.compensate_bias=true"])).as_deref(), Some("scope global, compensate_bias true"));
+    }
 }
