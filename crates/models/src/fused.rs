@@ -448,7 +448,7 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
 
 /// Whether `device` runs on a backend this module has kernels for (flex, ndarray; with or
 /// without autodiff).
-fn has_fused(device: &Device) -> bool {
+pub fn has_fused_kernels(device: &Device) -> bool {
     let name = format!("{device:?}");
     name.contains("Flex") || name.contains("NdArray")
 }
@@ -457,17 +457,17 @@ fn has_fused(device: &Device) -> bool {
 /// gradient comes out contiguous in `w`'s layout on flex/ndarray; `None` elsewhere (the caller
 /// uses burn's ops).
 pub fn matmul_wt(x: Tensor<2>, w: Tensor<2>) -> Option<Tensor<2>> {
-    has_fused(&x.device()).then(|| Tensor::from_dispatch(<Dispatch as FusedOps>::matmul_wt(x.into_dispatch(), w.into_dispatch())))
+    has_fused_kernels(&x.device()).then(|| Tensor::from_dispatch(<Dispatch as FusedOps>::matmul_wt(x.into_dispatch(), w.into_dispatch())))
 }
 
 /// Whether [`softmax_last`] runs this module's one-pass kernel on `device` (flex, ndarray).
 pub fn has_softmax_kernel(device: &Device) -> bool {
-    has_fused(device)
+    has_fused_kernels(device)
 }
 
 /// Softmax over the last dimension: one autodiff node on flex/ndarray, burn's `softmax` elsewhere.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if has_fused(&x.device()) {
+    if has_fused_kernels(&x.device()) {
         Tensor::from_dispatch(<Dispatch as FusedOps>::softmax_last(x.into_dispatch()))
     } else {
         burn::tensor::activation::softmax(x, D - 1)
@@ -476,7 +476,7 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 
 /// Whether [`adamw_step`] has a kernel for tensors on `device` (flex, ndarray; not autodiff).
 pub fn has_adamw_kernel(device: &Device) -> bool {
-    has_fused(device) && !device.is_autodiff()
+    has_fused_kernels(device) && !device.is_autodiff()
 }
 
 /// One AdamW step (see [`FusedOps::adamw_step`]): one pass over the parameter, its gradient and
@@ -505,7 +505,7 @@ pub fn adamw_step<const D: usize>(
 /// `Σ x²` over all elements as a `[1]` tensor: one pass without a temporary on flex (f64 partial
 /// sums), `x.square().sum()` elsewhere. For gradient norms (`trainer::optim`).
 pub fn sum_squares<const D: usize>(x: Tensor<D>) -> Tensor<1> {
-    if has_fused(&x.device()) && !x.device().is_autodiff() {
+    if has_fused_kernels(&x.device()) && !x.device().is_autodiff() {
         Tensor::from_dispatch(<Dispatch as FusedOps>::sum_squares(x.into_dispatch()))
     } else {
         x.square().sum()
@@ -517,7 +517,7 @@ pub fn sum_squares<const D: usize>(x: Tensor<D>) -> Tensor<1> {
 /// elsewhere (the caller composes it from burn's ops). The composite form took 12.0 ms forward +
 /// backward per 32 × 128 × 384 call on flex against PyTorch's 2.0 (`bench/profile_cpu_minilm_fused.json`).
 pub fn layer_norm_last<const D: usize>(x: Tensor<D>, eps: f64) -> Option<Tensor<D>> {
-    has_fused(&x.device()).then(|| Tensor::from_dispatch(<Dispatch as FusedOps>::layer_norm_last(x.into_dispatch(), eps)))
+    has_fused_kernels(&x.device()).then(|| Tensor::from_dispatch(<Dispatch as FusedOps>::layer_norm_last(x.into_dispatch(), eps)))
 }
 
 /// Exact GELU, `x Φ(x)`, with its exact derivative on every backend: one autodiff node on
@@ -526,7 +526,7 @@ pub fn layer_norm_last<const D: usize>(x: Tensor<D>, eps: f64) -> Option<Tensor<
 /// tanh approximation (up to 8.7e-4 off the true derivative on [-5, 5]).
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let d = x.device();
-    if has_fused(&d) {
+    if has_fused_kernels(&d) {
         Tensor::from_dispatch(<Dispatch as FusedOps>::gelu_exact(x.into_dispatch()))
     } else if format!("{d:?}").contains("LibTorch") {
         burn::tensor::activation::gelu(x)

@@ -110,7 +110,7 @@ impl PrunableLinear {
 /// strided transpose, and the gradient norm, the clip and AdamW each copied it first); elsewhere
 /// [`linear_rows`] over `Wᵀ`.
 pub fn linear_out_in<const D: usize>(input: Tensor<D>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<D> {
-    if !crate::fused::has_softmax_kernel(&input.device()) {
+    if !crate::fused::has_fused_kernels(&input.device()) {
         return linear_rows(input, weight.transpose(), bias);
     }
     on_rows(input, |x| {

@@ -23,8 +23,12 @@ use models::{PrunableLinear, PrunableModel, UnitActivations};
 pub struct BiasCompensation {
     /// Steps between two measurements of the input means while the masks change.
     every: usize,
-    /// Per prunable layer: the mean input features, on the host.
+    /// Per prunable layer: the mean input features, on the host as measured.
     means: Vec<Vec<f32>>,
+    /// The same on each layer's device, made once per measurement (not every step).
+    device_means: Vec<Tensor<1>>,
+    /// New means arrived since the last [`Self::apply`].
+    fresh: bool,
     /// The step the means were last measured at.
     measured_at: Option<usize>,
     /// The hard masks last applied, per prunable layer (empty before the first step).
@@ -53,6 +57,8 @@ impl BiasCompensation {
     /// step is recorded by the next [`Self::apply`]).
     pub fn calibrate(&mut self, acts: &UnitActivations) {
         self.means = acts.inputs.iter().map(|s| s.means().into_iter().map(|v| v as f32).collect()).collect();
+        self.device_means.clear();
+        self.fresh = true;
     }
 
     /// The bias change of one layer: `(W ⊙ (M_prev − M_new))·μ`, `[rows]`.
@@ -63,22 +69,20 @@ impl BiasCompensation {
 
     /// Folds into each layer's bias the mean output of the weights that `hard` removes relative
     /// to the masks applied last time, and records `hard`. Before the first measurement (and on
-    /// the first step of a resumed run) it only records. `measured_at`: the step, when new means
-    /// arrived for it.
-    pub fn apply(&mut self, model: &mut dyn PrunableModel, hard: &[Tensor<2>], measured_at: Option<usize>) {
-        if measured_at.is_some() {
-            self.measured_at = measured_at;
+    /// the first step of a resumed run) it only records.
+    pub fn apply(&mut self, model: &mut dyn PrunableModel, hard: &[Tensor<2>], step: usize) {
+        if std::mem::take(&mut self.fresh) {
+            self.measured_at = Some(step);
         }
-        let ready = !self.means.is_empty() && self.previous.len() == hard.len();
-        if ready {
+        if !self.means.is_empty() && self.previous.len() == hard.len() {
             for (m, (_, layer)) in model.prunable_layers_mut().into_iter().enumerate() {
                 let weight = layer.weight.val().detach();
-                let device = weight.device();
-                let [rows, cols] = weight.dims();
+                let cols = weight.dims()[1];
                 assert_eq!(self.means[m].len(), cols, "input statistics of layer {m}: {} features for {cols} columns", self.means[m].len());
-                let mean = Tensor::<1>::from_data(TensorData::new(self.means[m].clone(), [cols]), &device);
-                let delta = Self::delta(weight, self.previous[m].clone(), hard[m].clone().detach(), mean);
-                debug_assert_eq!(delta.dims(), [rows]);
+                if self.device_means.len() == m {
+                    self.device_means.push(Tensor::from_data(TensorData::new(self.means[m].clone(), [cols]), &weight.device()));
+                }
+                let delta = Self::delta(weight, self.previous[m].clone(), hard[m].clone().detach(), self.device_means[m].clone());
                 add_to_bias(layer, delta);
             }
         }

@@ -20,10 +20,10 @@
 //! masks.
 
 use crate::compensation::BiasCompensation;
-use burn::tensor::Tensor;
 use crate::mask::straight_through;
 use crate::schedule::CubicSchedule;
 use crate::{Granularity, ParamGroupSpec, Pruner, Scope};
+use burn::tensor::Tensor;
 use models::PrunableModel;
 
 pub struct Movement {
@@ -34,8 +34,6 @@ pub struct Movement {
     freeze_from: Option<usize>,
     /// With `compensate_bias`: the bias compensation and the calibration examples it measures on.
     compensation: Option<(BiasCompensation, usize)>,
-    /// Input statistics arrived since the last `apply_masks`.
-    calibrated: bool,
     /// With `fade_steps`: the steps a removal takes, and the masks of the last step.
     fade: Option<(usize, Vec<Tensor<2>>)>,
 }
@@ -45,7 +43,7 @@ pub const COMPENSATION_EVERY: usize = 50;
 
 impl Movement {
     pub fn new(schedule: CubicSchedule, scope: Scope, scores_lr: f64) -> Self {
-        Self { schedule, scope, granularity: Granularity::Weight, scores_lr, freeze_from: None, compensation: None, calibrated: false, fade: None }
+        Self { schedule, scope, granularity: Granularity::Weight, scores_lr, freeze_from: None, compensation: None, fade: None }
     }
 
     /// Folds the removed weights' mean output into the biases, input means measured on
@@ -114,7 +112,7 @@ impl Pruner for Movement {
         let hard = self.faded(hard);
         let frozen = self.scores_frozen(step);
         if let Some((c, _)) = &mut self.compensation {
-            c.apply(model, &hard, std::mem::take(&mut self.calibrated).then_some(step));
+            c.apply(model, &hard, step);
         }
         let mut layers = model.prunable_layers_mut();
         for (((_, layer), hard), scores) in layers.iter_mut().zip(hard).zip(scores) {
@@ -150,7 +148,6 @@ impl Pruner for Movement {
     fn calibrate(&mut self, _model: &mut dyn PrunableModel, acts: &models::UnitActivations) {
         if let Some((c, _)) = &mut self.compensation {
             c.calibrate(acts);
-            self.calibrated = true;
         }
     }
 
