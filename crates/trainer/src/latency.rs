@@ -29,6 +29,10 @@ pub struct LatencyArgs {
     /// model (e.g. uniform vs non-uniform shapes at the same budget).
     #[arg(long, value_delimiter = ',')]
     compacted: Vec<String>,
+    /// ConvNet pruning runs (folders of runs, run folders or summary.json files): their compacted
+    /// shapes rebuilt and timed beside the dense network, instead of the BERT variants.
+    #[arg(long, value_delimiter = ',')]
+    cnn_runs: Vec<String>,
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     batch_sizes: Vec<usize>,
     #[arg(long, default_value_t = 128)]
@@ -90,6 +94,9 @@ pub fn main(args: LatencyArgs) -> Result<(), String> {
     let sel = crate::device::select(args.device)?;
     let device = sel.device.clone();
     device.seed(0);
+    if !args.cnn_runs.is_empty() {
+        return crate::latency_cnn::main(&args.cnn_runs, &args.batch_sizes, args.warmup, args.runs, args.out.as_deref(), &device, &sel.name);
+    }
     let (dense, config, weights) = match &args.model {
         Some(src) => {
             let l = load_model(src, args.seq_len, 2, false, &device)?;

@@ -13,6 +13,7 @@ pub mod encode;
 pub mod experiment;
 pub mod gpu_check;
 pub mod latency;
+pub mod latency_cnn;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
