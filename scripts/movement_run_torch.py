@@ -22,7 +22,7 @@ trainer's). Prints one JSON line per evaluation and one for the test split.
 import argparse, json, random, time
 import torch, torch.nn as nn, torch.nn.functional as F
 from transformers import BertForSequenceClassification, BertTokenizerFast
-from torch_common import MODEL, TopK, mails, wrap_encoder_linears
+from torch_common import adamw_with_scores, MODEL, TopK, mails, wrap_encoder_linears
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--pooling", choices=["cls", "mean"], default="mean")
@@ -98,13 +98,7 @@ val, test = [data[i] for i in val[: a.eval_samples]], [data[i] for i in test[: a
 enc = lambda b: tok([t for t, _ in b], truncation=True, max_length=64, padding=True, return_tensors="pt")
 
 scores = [m.mask_scores for m in masked]
-nodecay = [p for n, p in model.named_parameters() if "mask_scores" not in n and ("bias" in n or "LayerNorm" in n)]
-decay = [p for n, p in model.named_parameters() if "mask_scores" not in n and not ("bias" in n or "LayerNorm" in n)]
-opt = torch.optim.AdamW([{"params": scores, "lr": a.scores_lr, "weight_decay": 0.0},
-                         {"params": decay, "lr": a.lr, "weight_decay": 0.01},
-                         {"params": nodecay, "lr": a.lr, "weight_decay": 0.0}], eps=1e-8)
-sched = torch.optim.lr_scheduler.LambdaLR(
-    opt, lambda s: (s + 1) / a.warmup if s < a.warmup else max(0.0, 1 - (s - a.warmup) / max(1, total - a.warmup)))
+opt, sched, decay, nodecay = adamw_with_scores(model, scores, a.lr, a.scores_lr, a.warmup, total)
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
-"""Shared pieces of the PyTorch peers (movement_probe.py, movement_run_torch.py): the cached
-assets the trainer fetched, the SpamAssassin text as crates/datasets/src/spam_assassin.rs builds
-it, a straight-through top-k, and wrapping BERT's six encoder Linears per layer."""
+"""Shared pieces of the PyTorch peers (movement_probe.py, movement_run_torch.py,
+movement_stepwise_torch.py): the cached assets the trainer fetched, the SpamAssassin text as
+crates/datasets/src/spam_assassin.rs builds it, a straight-through top-k, wrapping BERT's six
+encoder Linears per layer, and the trainer's optimizer with the mask scores."""
 import glob, json, os, re, tarfile
 import torch
 
@@ -58,3 +59,17 @@ def wrap_encoder_linears(model, wrap):
             out.append(wrap(getattr(parent, name)))
             setattr(parent, name, out[-1])
     return out
+
+
+def adamw_with_scores(model, scores, lr, scores_lr, warmup, total):
+    """The trainer's optimizer: AdamW (eps 1e-8), weight decay 0.01 except biases and LayerNorm,
+    the mask scores in their own group (no decay); linear warm-up over `warmup` steps, then
+    linear decay to 0 at `total`, for every group. Returns (optimizer, scheduler)."""
+    nodecay = [p for n, p in model.named_parameters() if "mask_scores" not in n and ("bias" in n or "LayerNorm" in n)]
+    decay = [p for n, p in model.named_parameters() if "mask_scores" not in n and not ("bias" in n or "LayerNorm" in n)]
+    opt = torch.optim.AdamW([{"params": scores, "lr": scores_lr, "weight_decay": 0.0},
+                             {"params": decay, "lr": lr, "weight_decay": 0.01},
+                             {"params": nodecay, "lr": lr, "weight_decay": 0.0}], eps=1e-8)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, 1 - (s - warmup) / max(1, total - warmup)))
+    return opt, sched, decay, nodecay
