@@ -63,20 +63,17 @@ fn encoder_params(model: &BertForSequenceClassification) -> usize {
     model.prunable_layers().iter().map(|(_, l)| l.dims()[0] * l.dims()[1]).sum()
 }
 
-/// Medians of `runs` forward passes of every model, interleaved (one pass of each model per
-/// round, after `warmup` rounds) so that drift in the machine's speed hits all alike.
-fn time_all(models: &[&BertForSequenceClassification], batch: usize, seq: usize, warmup: usize, runs: usize, device: &Device) -> Result<Vec<(f64, Vec<f64>)>, String> {
-    let ids = Tensor::<2>::random([batch, seq], Distribution::Uniform(1000.0, 29000.0), device).int();
-    let types = Tensor::<2, Int>::zeros([batch, seq], device);
-    let mask = Tensor::<2, Int>::ones([batch, seq], device);
-    let mut times = vec![Vec::new(); models.len()];
+/// Medians (and all times, in seconds) of `runs` passes of each of `count` models, interleaved
+/// (one pass of every model per round, after `warmup` rounds) so that drift in the machine's
+/// speed hits all alike. `pass(m)` runs model `m` once and waits for its result.
+pub fn interleaved(count: usize, warmup: usize, runs: usize, mut pass: impl FnMut(usize) -> Result<(), String>) -> Result<Vec<(f64, Vec<f64>)>, String> {
+    let mut times = vec![Vec::new(); count];
     for r in 0..warmup + runs {
-        for (m, model) in models.iter().enumerate() {
-            let t = Instant::now();
-            let _ = model.forward(ids.clone(), types.clone(), mask.clone()).into_data(); // waits for the result
-            device.sync().map_err(|e| format!("{e:?}"))?;
+        for (m, t) in times.iter_mut().enumerate() {
+            let start = Instant::now();
+            pass(m)?;
             if r >= warmup {
-                times[m].push(t.elapsed().as_secs_f64());
+                t.push(start.elapsed().as_secs_f64());
             }
         }
     }
@@ -88,6 +85,16 @@ fn time_all(models: &[&BertForSequenceClassification], batch: usize, seq: usize,
             (sorted[sorted.len() / 2], t)
         })
         .collect())
+}
+
+fn time_all(models: &[&BertForSequenceClassification], batch: usize, seq: usize, warmup: usize, runs: usize, device: &Device) -> Result<Vec<(f64, Vec<f64>)>, String> {
+    let ids = Tensor::<2>::random([batch, seq], Distribution::Uniform(1000.0, 29000.0), device).int();
+    let types = Tensor::<2, Int>::zeros([batch, seq], device);
+    let mask = Tensor::<2, Int>::ones([batch, seq], device);
+    interleaved(models.len(), warmup, runs, |m| {
+        let _ = models[m].forward(ids.clone(), types.clone(), mask.clone()).into_data(); // waits for the result
+        device.sync().map_err(|e| format!("{e:?}"))
+    })
 }
 
 pub fn main(args: LatencyArgs) -> Result<(), String> {

@@ -8,7 +8,6 @@ use burn::tensor::{Device, Distribution, Tensor};
 use models::cnn::{Cnn, CnnConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// The compacted shapes of one run: its dense config with the kept widths put in.
 pub fn compacted_config(dense: &CnnConfig, kept: &[(String, usize)]) -> Result<CnnConfig, String> {
@@ -119,25 +118,12 @@ pub fn main(runs: &[String], batch_sizes: &[usize], warmup: usize, reps: usize, 
     for &batch in batch_sizes {
         let side = shapes[&dense_key].0.image_size;
         let x = Tensor::<4>::random([batch, shapes[&dense_key].0.in_channels, side, side], Distribution::Normal(0.0, 1.0), device);
-        // Interleaved: one pass of every shape per round, so drift in the machine's speed hits all alike.
-        let mut times = vec![Vec::new(); models.len()];
-        for r in 0..warmup + reps {
-            for (m, model) in models.iter().enumerate() {
-                let t = Instant::now();
-                let _ = model.forward(x.clone()).into_data();
-                if r >= warmup {
-                    times[m].push(t.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-        }
-        let medians: Vec<f64> = times
-            .iter()
-            .map(|t| {
-                let mut s = t.clone();
-                s.sort_by(|a, b| a.total_cmp(b));
-                s[s.len() / 2]
-            })
-            .collect();
+        let timed = crate::latency::interleaved(models.len(), warmup, reps, |m| {
+            let _ = models[m].forward(x.clone()).into_data(); // waits for the result
+            device.sync().map_err(|e| format!("{e:?}"))
+        })?;
+        let medians: Vec<f64> = timed.iter().map(|(median, _)| median * 1e3).collect();
+        let times: Vec<Vec<f64>> = timed.into_iter().map(|(_, t)| t.into_iter().map(|s| s * 1e3).collect()).collect();
         for (i, key) in order.iter().enumerate() {
             let (cfg, names) = &shapes[key];
             let macs = cfg.macs() as f64;

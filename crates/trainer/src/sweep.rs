@@ -172,6 +172,12 @@ fn variant_of(overrides: &[String]) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
+impl Row {
+    fn of(p: &Planned, summary: Option<serde_json::Value>, error: Option<String>) -> Self {
+        Row { name: p.name.clone(), group: p.group.clone(), summary, error, variant: variant_of(&p.overrides) }
+    }
+}
+
 fn csv_line(cells: &[String]) -> String {
     cells.iter().map(|x| if x.contains([',', '"', '\n']) { format!("\"{}\"", x.replace('"', "\"\"")) } else { x.clone() }).collect::<Vec<_>>().join(",") + "\n"
 }
@@ -550,7 +556,7 @@ pub fn dry_run(path: &Path) -> Result<(), String> {
 fn finished_row(p: &Planned, summary_path: &Path) -> Result<Row, String> {
     let text = std::fs::read_to_string(summary_path).map_err(|e| format!("{}: {e}", summary_path.display()))?;
     let v = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", summary_path.display()))?;
-    Ok(Row { name: p.name.clone(), group: p.group.clone(), summary: Some(v), error: None, variant: variant_of(&p.overrides) })
+    Ok(Row::of(p, Some(v), None))
 }
 
 /// Rewrites the tables and plots from the runs that have finished (their `summary.json`),
@@ -590,10 +596,10 @@ pub fn run(path: &Path) -> Result<Vec<Row>, String> {
             tracing::info!("sweep {}/{}: {} ({})", i + 1, plan.len(), p.name, p.overrides.join(" "));
             // A run interrupted earlier continues from its last checkpoint.
             match train_loop::run_with(exp, &sweep.base, train_loop::RunOptions { resume: true, overwrite: false }) {
-                Ok(s) => Row { name: p.name.clone(), group: p.group.clone(), summary: Some(serde_json::to_value(&s).map_err(|e| e.to_string())?), error: None, variant: variant_of(&p.overrides) },
+                Ok(s) => Row::of(p, Some(serde_json::to_value(&s).map_err(|e| e.to_string())?), None),
                 Err(e) => {
                     tracing::error!("sweep run {} failed: {e}", p.name);
-                    Row { name: p.name.clone(), group: p.group.clone(), summary: None, error: Some(e), variant: variant_of(&p.overrides) }
+                    Row::of(p, None, Some(e))
                 }
             }
         };
